@@ -1,0 +1,334 @@
+package memhost
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/luahost/luahost/luaapi"
+)
+
+// roomConfig is a checked /createRoom body.
+type roomConfig struct {
+	preset          string
+	public          bool // visibility: public
+	alias           string
+	name, topic     *string
+	invites         []string
+	isDirect        bool
+	roomVersion     string
+	creationContent map[string]any
+	plOverride      map[string]any
+	initialState    []*luaapi.Event
+}
+
+func configString(config map[string]any, key string) (string, bool, error) {
+	v, ok := config[key]
+	if !ok || v == nil {
+		return "", false, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", false, fmt.Errorf("%w: createRoom %s must be a string, not %T", ErrInvalid, key, v)
+	}
+	return s, true, nil
+}
+
+func configMap(config map[string]any, key string) (map[string]any, error) {
+	v, ok := config[key]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: createRoom %s must be an object, not %T", ErrInvalid, key, v)
+	}
+	return cloneMap(m), nil
+}
+
+// configList returns the list under key; an empty map counts as an empty
+// list, since an empty Lua table converts to either.
+func configList(config map[string]any, key string) ([]any, error) {
+	switch t := config[key].(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		return t, nil
+	case []string:
+		out := make([]any, len(t))
+		for i, s := range t {
+			out[i] = s
+		}
+		return out, nil
+	case []map[string]any:
+		out := make([]any, len(t))
+		for i, m := range t {
+			out[i] = m
+		}
+		return out, nil
+	case map[string]any:
+		if len(t) == 0 {
+			return nil, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: createRoom %s must be a list, not %T", ErrInvalid, key, config[key])
+}
+
+func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConfig, error) {
+	c := &roomConfig{}
+	var err error
+	if c.preset, _, err = configString(config, "preset"); err != nil {
+		return nil, err
+	}
+	vis, _, err := configString(config, "visibility")
+	if err != nil {
+		return nil, err
+	}
+	switch vis {
+	case "", "private":
+	case "public":
+		c.public = true
+	default:
+		return nil, fmt.Errorf("%w: createRoom visibility %q (want public or private)", ErrInvalid, vis)
+	}
+	switch c.preset {
+	case "":
+		c.preset = "private_chat"
+		if c.public {
+			c.preset = "public_chat"
+		}
+	case "public_chat", "private_chat", "trusted_private_chat":
+	default:
+		return nil, fmt.Errorf("%w: createRoom preset %q (want public_chat, private_chat or trusted_private_chat)", ErrInvalid, c.preset)
+	}
+	aliasName, hasAlias, err := configString(config, "room_alias_name")
+	if err != nil {
+		return nil, err
+	}
+	if hasAlias {
+		if aliasName == "" || strings.ContainsAny(aliasName, ":# \t\r\n") {
+			return nil, fmt.Errorf("%w: room_alias_name %q must be non-empty, without ':', '#' or whitespace", ErrInvalid, aliasName)
+		}
+		c.alias = "#" + aliasName + ":" + h.serverName
+		if len(c.alias) > 255 {
+			return nil, fmt.Errorf("%w: room alias %q is longer than 255 bytes", ErrInvalid, c.alias)
+		}
+	}
+	for _, key := range []string{"name", "topic"} {
+		s, ok, err := configString(config, key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if key == "name" {
+				c.name = &s
+			} else {
+				c.topic = &s
+			}
+		}
+	}
+	invites, err := configList(config, "invite")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{creator: true}
+	for _, v := range invites {
+		id, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: createRoom invite entries must be user ID strings, not %T", ErrInvalid, v)
+		}
+		if err := validUserID(id); err != nil {
+			return nil, fmt.Errorf("createRoom invite: %w", err)
+		}
+		if !seen[id] {
+			seen[id] = true
+			c.invites = append(c.invites, id)
+		}
+	}
+	if v, ok := config["is_direct"]; ok && v != nil {
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("%w: createRoom is_direct must be a boolean, not %T", ErrInvalid, v)
+		}
+		c.isDirect = b
+	}
+	var hasVersion bool
+	if c.roomVersion, hasVersion, err = configString(config, "room_version"); err != nil {
+		return nil, err
+	}
+	if !hasVersion || c.roomVersion == "" {
+		c.roomVersion = defaultRoomVersion
+	}
+	if c.creationContent, err = configMap(config, "creation_content"); err != nil {
+		return nil, err
+	}
+	if c.plOverride, err = configMap(config, "power_level_content_override"); err != nil {
+		return nil, err
+	}
+	initial, err := configList(config, "initial_state")
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range initial {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: createRoom initial_state entries must be objects, not %T", ErrInvalid, v)
+		}
+		typ, _ := m["type"].(string)
+		if typ == "" || typ == evCreate || typ == evMember {
+			return nil, fmt.Errorf("%w: createRoom initial_state entry type %q (need a type other than %s and %s)", ErrInvalid, typ, evCreate, evMember)
+		}
+		key, _, err := configString(m, "state_key")
+		if err != nil {
+			return nil, err
+		}
+		content, err := configMap(m, "content")
+		if err != nil {
+			return nil, err
+		}
+		c.initialState = append(c.initialState, stateEvent(typ, key, creator, content))
+	}
+	return c, nil
+}
+
+// CreateRoom implements luaapi.RoomHost, following Synapse's /createRoom:
+// the creator (a local user) joins, presets set join rules (public for
+// public_chat or visibility public, invite otherwise), history visibility
+// and guest access, room_alias_name registers #name:server (ErrAliasInUse
+// when taken), initial_state, name and topic follow, then the invites.
+// Every piece of state is also an event on the room's timeline.
+func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]any) (roomID, alias string, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", "", err
+	}
+	if err := validUserID(userID); err != nil {
+		return "", "", fmt.Errorf("create room: %w", err)
+	}
+	c, err := h.parseRoomConfig(userID, config)
+	if err != nil {
+		return "", "", fmt.Errorf("create room: %w", err)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	creator := h.users[userID]
+	if creator == nil {
+		return "", "", fmt.Errorf("create room: creator %s: %w", userID, luaapi.ErrNotFound)
+	}
+	if c.alias != "" {
+		if _, taken := h.aliases[c.alias]; taken {
+			return "", "", fmt.Errorf("create room: %w: %s", ErrAliasInUse, c.alias)
+		}
+	}
+	for _, id := range c.invites {
+		if h.isLocal(id) && h.users[id] == nil {
+			return "", "", fmt.Errorf("create room: invitee %s: %w", id, luaapi.ErrNotFound)
+		}
+	}
+	for roomID == "" || h.rooms[roomID] != nil {
+		roomID = "!" + randomUpper(18) + ":" + h.serverName
+	}
+	r := &room{id: roomID, creator: userID, state: luaapi.StateMap{}}
+
+	createContent := c.creationContent
+	if createContent == nil {
+		createContent = map[string]any{}
+	}
+	createContent["room_version"] = c.roomVersion
+	if n, err := strconv.Atoi(c.roomVersion); err != nil || n < 11 {
+		createContent["creator"] = userID // dropped from room version 11 on
+	}
+	r.append(stateEvent(evCreate, "", userID, createContent))
+
+	join := map[string]any{"membership": "join", "displayname": creator.displayName}
+	if creator.avatarURL != "" {
+		join["avatar_url"] = creator.avatarURL
+	}
+	r.append(stateEvent(evMember, userID, userID, join))
+
+	initial := map[string]*luaapi.Event{}
+	for _, ev := range c.initialState {
+		initial[ev.Type+"\x00"+*ev.StateKey] = ev
+	}
+	has := func(typ string) bool { return initial[typ+"\x00"] != nil }
+
+	pl := map[string]any{
+		"users":          map[string]any{userID: 100},
+		"users_default":  0,
+		"events_default": 0,
+		"state_default":  50,
+		"ban":            50,
+		"kick":           50,
+		"redact":         50,
+		"invite":         50,
+		"events": map[string]any{
+			evName:              50,
+			evPowerLevels:       100,
+			evHistoryVisibility: 100,
+			evCanonicalAlias:    50,
+			"m.room.avatar":     50,
+			"m.room.tombstone":  100,
+			"m.room.server_acl": 100,
+			"m.room.encryption": 100,
+		},
+	}
+	if c.preset != "public_chat" {
+		pl["invite"] = 0
+	}
+	if c.preset == "trusted_private_chat" {
+		users := pl["users"].(map[string]any)
+		for _, id := range c.invites {
+			users[id] = 100
+		}
+	}
+	if ev := initial[evPowerLevels+"\x00"]; ev != nil {
+		pl = ev.Content
+		if pl == nil {
+			pl = map[string]any{}
+		}
+		delete(initial, evPowerLevels+"\x00")
+	}
+	for k, v := range c.plOverride {
+		pl[k] = v
+	}
+	r.append(stateEvent(evPowerLevels, "", userID, pl))
+
+	if c.alias != "" {
+		r.append(stateEvent(evCanonicalAlias, "", userID, map[string]any{"alias": c.alias}))
+		h.aliases[c.alias] = roomID
+	}
+	if !has(evJoinRules) {
+		rule := "invite"
+		if c.preset == "public_chat" {
+			rule = "public"
+		}
+		r.append(stateEvent(evJoinRules, "", userID, map[string]any{"join_rule": rule}))
+	}
+	if !has(evHistoryVisibility) {
+		r.append(stateEvent(evHistoryVisibility, "", userID, map[string]any{"history_visibility": "shared"}))
+	}
+	if c.preset != "public_chat" && !has(evGuestAccess) {
+		r.append(stateEvent(evGuestAccess, "", userID, map[string]any{"guest_access": "can_join"}))
+	}
+	for _, ev := range c.initialState {
+		if initial[ev.Type+"\x00"+*ev.StateKey] == ev {
+			r.append(ev)
+		}
+	}
+	if c.name != nil {
+		r.append(stateEvent(evName, "", userID, map[string]any{"name": *c.name}))
+	}
+	if c.topic != nil {
+		r.append(stateEvent(evTopic, "", userID, map[string]any{"topic": *c.topic}))
+	}
+	for _, id := range c.invites {
+		content := map[string]any{"membership": "invite"}
+		if c.isDirect {
+			content["is_direct"] = true
+		}
+		r.append(stateEvent(evMember, id, userID, content))
+	}
+	h.rooms[roomID] = r
+	return roomID, c.alias, nil
+}

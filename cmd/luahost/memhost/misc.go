@@ -1,0 +1,108 @@
+package memhost
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/luahost/luahost/luaapi"
+)
+
+// GlobalAccountData implements luaapi.AccountDataHost: a copy of the
+// user's content of typ, nil when there is none.
+func (h *Host) GlobalAccountData(ctx context.Context, userID, typ string) (map[string]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !h.isLocal(userID) {
+		return nil, fmt.Errorf("global account data: %w: %s is not a user of %s", ErrInvalid, userID, h.serverName)
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return cloneMap(h.accountData[userID][typ]), nil
+}
+
+// PutGlobalAccountData implements luaapi.AccountDataHost. The user must
+// exist; the content is copied (nil stores an empty object).
+func (h *Host) PutGlobalAccountData(ctx context.Context, userID, typ string, content map[string]any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if typ == "" {
+		return fmt.Errorf("put global account data: %w: empty type", ErrInvalid)
+	}
+	if !h.isLocal(userID) {
+		return fmt.Errorf("put global account data: %w: %s is not a user of %s", ErrInvalid, userID, h.serverName)
+	}
+	c := cloneMap(content)
+	if c == nil {
+		c = map[string]any{}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.users[userID] == nil {
+		return fmt.Errorf("put global account data: user %s: %w", userID, luaapi.ErrNotFound)
+	}
+	byType := h.accountData[userID]
+	if byType == nil {
+		byType = map[string]map[string]any{}
+		h.accountData[userID] = byType
+	}
+	byType[typ] = c
+	return nil
+}
+
+// SetPresence implements luaapi.PresenceHost. Each state must name a user
+// and be online, unavailable or offline; nothing is stored unless all are.
+func (h *Host) SetPresence(ctx context.Context, states []luaapi.PresenceState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, s := range states {
+		if err := validUserID(s.UserID); err != nil {
+			return fmt.Errorf("set presence: %w", err)
+		}
+		switch s.State {
+		case "online", "unavailable", "offline":
+		default:
+			return fmt.Errorf("set presence: %w: state %q for %s (want online, unavailable or offline)", ErrInvalid, s.State, s.UserID)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range states {
+		h.presence[s.UserID] = s
+	}
+	return nil
+}
+
+// SendLocalOnlinePresenceTo implements luaapi.PresenceHost. With nobody
+// to send to, it records the target list; see PresenceSentTo.
+func (h *Host) SendLocalOnlinePresenceTo(ctx context.Context, userIDs []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.presenceSent = append(h.presenceSent, append([]string{}, userIDs...))
+	return nil
+}
+
+// PresenceSentTo returns a copy of the target lists given to
+// SendLocalOnlinePresenceTo, in call order. For tests.
+func (h *Host) PresenceSentTo() [][]string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([][]string, len(h.presenceSent))
+	for i, ids := range h.presenceSent {
+		out[i] = append([]string{}, ids...)
+	}
+	return out
+}
+
+// Presence returns the last presence set for userID.
+func (h *Host) Presence(userID string) (luaapi.PresenceState, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	s, ok := h.presence[userID]
+	return s, ok
+}
