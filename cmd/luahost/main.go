@@ -1,0 +1,182 @@
+// Command luahost runs Lua modules for a Matrix homeserver standalone:
+// `check` loads them, `call` invokes a callback, `serve` serves their web
+// resources, all on the reference in-memory homeserver.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/luahost/luahost/cmd/luahost/memhost"
+	"github.com/luahost/luahost/engine"
+)
+
+const usage = `usage: luahost <command> [flags]
+
+commands:
+  check -c CONFIG                       load every module, list what each registered
+  call  -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
+  serve -c CONFIG [--listen ADDR]       serve the modules' web resources
+
+Run 'luahost <command> -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "call":
+		return cmdCall(args[1:], stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "luahost: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// common flags
+type opts struct {
+	config string
+	quiet  bool
+}
+
+func newFlags(name string, o *opts, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("luahost "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "c", "luahost.yaml", "config file")
+	fs.StringVar(&o.config, "config", "luahost.yaml", "config file")
+	return fs
+}
+
+func logger(stderr io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// load reads the config and starts the engine on a fresh in-memory host.
+func load(ctx context.Context, o opts, log *slog.Logger) (*engine.Engine, *memhost.Host, error) {
+	cfg, err := engine.LoadConfig(o.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	host := memhost.New(cfg.ServerName)
+	eng, err := engine.New(ctx, cfg, engine.Options{Host: host, Logger: log})
+	return eng, host, err
+}
+
+func printErr(stderr io.Writer, err error) {
+	var le engine.LoadErrors
+	var ce engine.ConfigErrors
+	switch {
+	case errors.As(err, &le):
+		for _, e := range le {
+			fmt.Fprintf(stderr, "error: %v\n", e)
+		}
+	case errors.As(err, &ce):
+		for _, e := range ce {
+			fmt.Fprintf(stderr, "error: %v\n", e)
+		}
+	default:
+		fmt.Fprintf(stderr, "error: %v\n", err)
+	}
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	var o opts
+	fs := newFlags("check", &o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx := context.Background()
+	eng, _, err := load(ctx, o, logger(stderr, slog.LevelWarn))
+	if eng != nil {
+		defer eng.Close()
+		for _, m := range eng.Modules() {
+			parts := []string{}
+			if len(m.Callbacks) > 0 {
+				parts = append(parts, "callbacks: "+strings.Join(m.Callbacks, ", "))
+			}
+			if len(m.Paths) > 0 {
+				parts = append(parts, "web: "+strings.Join(m.Paths, ", "))
+			}
+			if len(parts) == 0 {
+				parts = append(parts, "registers nothing")
+			}
+			fmt.Fprintf(stdout, "ok   %s (%s): %s\n", m.Name, m.File, strings.Join(parts, "; "))
+		}
+	}
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func cmdCall(args []string, stdout, stderr io.Writer) int {
+	var o opts
+	fs := newFlags("call", &o, stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: luahost call -c CONFIG CALLBACK [ARG_JSON ...]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() < 1 {
+		fs.Usage()
+		return 2
+	}
+	ctx := context.Background()
+	eng, _, err := load(ctx, o, logger(stderr, slog.LevelWarn))
+	if err != nil {
+		if eng != nil {
+			eng.Close()
+		}
+		printErr(stderr, err)
+		return 1
+	}
+	defer eng.Close()
+	raw := make([]json.RawMessage, 0, fs.NArg()-1)
+	for i, a := range fs.Args()[1:] {
+		if !json.Valid([]byte(a)) {
+			fmt.Fprintf(stderr, "error: argument %d is not valid JSON: %s\n", i+1, a)
+			return 1
+		}
+		raw = append(raw, json.RawMessage(a))
+	}
+	res, err := eng.Call(ctx, fs.Arg(0), raw)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, string(out))
+	return 0
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "luahost serve: not implemented yet")
+	return 1
+}

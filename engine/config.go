@@ -1,0 +1,359 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a luahost config file: Synapse's `modules:` list plus the
+// host's own settings. Every value remembers its line so errors point.
+type Config struct {
+	// File is the config file's path as given ("luahost.yaml").
+	File string
+	// Dir is the folder module paths are relative to.
+	Dir        string
+	ServerName string
+	Listen     string
+	DataDir    string
+	Storage    StorageConfig
+	HTTPClient HTTPClientConfig
+	Modules    []ModuleConfig
+}
+
+// StorageConfig selects api.store's backend.
+type StorageConfig struct {
+	Backend string // bolt (default), memory, redis
+	URL     string
+}
+
+// HTTPClientConfig configures api.http_client.
+type HTTPClientConfig struct {
+	IPRangeAllowlist []string
+}
+
+// ModuleConfig is one entry of `modules:`.
+type ModuleConfig struct {
+	// Name identifies the module in logs, errors and storage; defaults to
+	// the script's file name without .lua.
+	Name string
+	// Module is the script path relative to the config's folder
+	// (slash-separated, as read through fs.FS).
+	Module      string
+	Timeout     time.Duration // per call; default 5s
+	InitTimeout time.Duration // loading and constructor; default 30s
+	// OnError "deny" makes every check fail closed when the script errors.
+	OnError string
+	// Config is the module's `config:` value as decoded YAML (nil if absent).
+	Config any
+	// Line is the line of the module's entry; ConfigLine of its config:.
+	Line, ConfigLine int
+}
+
+const (
+	DefaultTimeout     = 5 * time.Second
+	DefaultInitTimeout = 30 * time.Second
+	DefaultListen      = "127.0.0.1:8008"
+)
+
+// ConfigError is a problem in the config file, with its position.
+type ConfigError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// ConfigErrors is every problem found in one config file.
+type ConfigErrors []*ConfigError
+
+func (es ConfigErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// LoadConfig reads and parses a config file.
+func LoadConfig(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := ParseConfig(data, file)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = filepath.Dir(file)
+	return cfg, nil
+}
+
+var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "modules"}
+var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error"}
+
+// ParseConfig parses config text; file names it in errors. All problems
+// are reported, not only the first.
+func ParseConfig(data []byte, file string) (*Config, error) {
+	cfg := &Config{File: file, Dir: ".", ServerName: "localhost", Listen: DefaultListen}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, ConfigErrors{yamlError(file, err)}
+	}
+	var errs ConfigErrors
+	fail := func(n *yaml.Node, format string, args ...any) {
+		line := 0
+		if n != nil {
+			line = n.Line
+		}
+		errs = append(errs, &ConfigError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(doc.Content) == 0 {
+		return nil, ConfigErrors{{File: file, Msg: "empty config: expected server_name and a modules: list"}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, ConfigErrors{{File: file, Line: root.Line, Msg: "the config must be a mapping with server_name and modules"}}
+	}
+	seenModules := false
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "server_name":
+			cfg.ServerName = scalar(v, fail, "server_name")
+		case "listen":
+			cfg.Listen = scalar(v, fail, "listen")
+		case "data_dir":
+			cfg.DataDir = scalar(v, fail, "data_dir")
+		case "storage":
+			forEachKey(v, fail, "storage", []string{"backend", "url"}, func(k string, v *yaml.Node) {
+				switch k {
+				case "backend":
+					cfg.Storage.Backend = scalar(v, fail, "storage.backend")
+					switch cfg.Storage.Backend {
+					case "bolt", "memory", "redis":
+					default:
+						fail(v, "storage.backend %q is not one of bolt, memory, redis", cfg.Storage.Backend)
+					}
+				case "url":
+					cfg.Storage.URL = scalar(v, fail, "storage.url")
+				}
+			})
+		case "http_client":
+			forEachKey(v, fail, "http_client", []string{"ip_range_allowlist"}, func(k string, v *yaml.Node) {
+				if v.Kind != yaml.SequenceNode {
+					fail(v, "http_client.ip_range_allowlist must be a list of CIDR ranges")
+					return
+				}
+				for _, item := range v.Content {
+					cfg.HTTPClient.IPRangeAllowlist = append(cfg.HTTPClient.IPRangeAllowlist, scalar(item, fail, "ip_range_allowlist entry"))
+				}
+			})
+		case "modules":
+			seenModules = true
+			if v.Kind != yaml.SequenceNode {
+				if v.Tag == "!!null" {
+					break
+				}
+				fail(v, "modules must be a list of entries like `- module: spam.lua`")
+				break
+			}
+			for idx, item := range v.Content {
+				if m, ok := parseModule(item, idx+1, fail); ok {
+					cfg.Modules = append(cfg.Modules, m)
+				}
+			}
+		default:
+			fail(k, "unknown key %q (valid keys: %s)", k.Value, strings.Join(topKeys, ", "))
+		}
+	}
+	if !seenModules {
+		fail(root, "no modules: list (add `modules:` with entries like `- module: spam.lua`)")
+	}
+	names := map[string]int{}
+	for _, m := range cfg.Modules {
+		if first, dup := names[m.Name]; dup {
+			fail(&yaml.Node{Line: m.Line}, "module name %q is used twice (first at line %d); set `name:` to tell them apart", m.Name, first)
+		}
+		names[m.Name] = m.Line
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (ModuleConfig, bool) {
+	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line}
+	if n.Kind != yaml.MappingNode {
+		fail(n, "module %d: expected a mapping like `- module: spam.lua`", idx)
+		return m, false
+	}
+	ok := true
+	nerr := 0
+	failM := func(node *yaml.Node, format string, args ...any) {
+		nerr++
+		fail(node, "module %d: "+format, append([]any{idx}, args...)...)
+	}
+	forEachKey(n, failM, "", moduleKeys, func(k string, v *yaml.Node) {
+		switch k {
+		case "module":
+			m.Module = scalar(v, failM, "module")
+		case "name":
+			m.Name = scalar(v, failM, "name")
+		case "timeout", "init_timeout":
+			d, err := parseDuration(scalar(v, failM, k))
+			if err != nil {
+				failM(v, "%s: %v", k, err)
+				return
+			}
+			if k == "timeout" {
+				m.Timeout = d
+			} else {
+				m.InitTimeout = d
+			}
+		case "on_error":
+			m.OnError = scalar(v, failM, "on_error")
+			if m.OnError != "deny" && m.OnError != "default" {
+				failM(v, "on_error must be \"deny\" or \"default\", got %q", m.OnError)
+			}
+		case "config":
+			m.ConfigLine = v.Line
+			var val any
+			if err := v.Decode(&val); err != nil {
+				failM(v, "config: %v", err)
+				return
+			}
+			m.Config = val
+		}
+	})
+	if m.Module == "" {
+		failM(n, "missing `module:` (the Lua script's path, relative to the config file)")
+		return m, false
+	}
+	if !strings.HasSuffix(m.Module, ".lua") {
+		failM(n, "module %q must be a .lua file", m.Module)
+	}
+	clean := path.Clean(filepath.ToSlash(m.Module))
+	if path.IsAbs(clean) || strings.HasPrefix(clean, "../") {
+		failM(n, "module %q must be inside the config file's folder", m.Module)
+	}
+	m.Module = clean
+	if m.Name == "" {
+		m.Name = strings.TrimSuffix(path.Base(clean), ".lua")
+	}
+	if m.ConfigLine == 0 {
+		m.ConfigLine = m.Line
+	}
+	return m, ok && nerr == 0
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return 0, errors.New("must be positive")
+		}
+		return d, nil
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(s, "%g", &secs); err == nil && secs > 0 {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("%q is not a duration (e.g. 500ms, 5s or a number of seconds)", s)
+}
+
+func scalar(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string) string {
+	if n.Kind != yaml.ScalarNode {
+		fail(n, "%s must be a single value", what)
+		return ""
+	}
+	return n.Value
+}
+
+func forEachKey(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string, valid []string, f func(string, *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		fail(n, "%s must be a mapping", what)
+		return
+	}
+	ok := map[string]bool{}
+	for _, v := range valid {
+		ok[v] = true
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !ok[k.Value] {
+			sorted := append([]string(nil), valid...)
+			sort.Strings(sorted)
+			prefix := ""
+			if what != "" {
+				prefix = what + ": "
+			}
+			fail(k, "%sunknown key %q (valid keys: %s)%s", prefix, k.Value, strings.Join(sorted, ", "), didYouMean(k.Value, valid))
+			continue
+		}
+		f(k.Value, n.Content[i+1])
+	}
+}
+
+// didYouMean suggests the valid key closest to a misspelt one.
+func didYouMean(got string, valid []string) string {
+	best, bestD := "", 3
+	for _, v := range valid {
+		if d := editDistance(got, v); d < bestD {
+			best, bestD = v, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func yamlError(file string, err error) *ConfigError {
+	msg := err.Error()
+	// yaml.v3: "yaml: line 3: mapping values are not allowed in this context"
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "yaml: line %d:", &line); scanErr == nil {
+		if i := strings.Index(msg, ": "); i >= 0 {
+			rest := msg[i+2:]
+			if j := strings.Index(rest, ": "); j >= 0 {
+				msg = rest[j+2:]
+			}
+		}
+		return &ConfigError{File: file, Line: line, Msg: "invalid YAML: " + msg}
+	}
+	return &ConfigError{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}

@@ -1,0 +1,242 @@
+// Package engine hosts Lua modules for a Matrix homeserver: it loads the
+// modules a config lists, each in its own sandboxed Lua state with one
+// owner goroutine, and exposes typed invokers (CheckEventForSpam, ...) and
+// an http.Handler for the modules' web resources.
+//
+// All exported methods of Engine are safe for concurrent use.
+package engine
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/luaapi"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Host is the homeserver behind host functions; nil means a host that
+	// only knows the config's server_name.
+	Host luaapi.Host
+	// Logger receives the engine's and the scripts' logs.
+	Logger *slog.Logger
+	// FS is where module scripts are read; default: the config's folder.
+	FS fs.FS
+}
+
+// Engine runs the modules of one config.
+type Engine struct {
+	cfg     *Config
+	cfgFile string
+	host    luaapi.Host
+	log     *slog.Logger
+	fsys    fs.FS
+
+	mu     sync.Mutex // serialises load, reload and close
+	gens   []*generation
+	seq    int
+	closed bool
+
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is an immutable view of the loaded modules that invokers read
+// without locks; a reload publishes a new one.
+type snapshot struct {
+	gens      []*generation
+	callbacks map[*luaapi.Callback][]binding
+}
+
+// binding is one module's registration of a callback.
+type binding struct {
+	gen *generation
+	reg luaapi.Registration
+}
+
+// New loads every module of cfg. When some modules fail, it returns the
+// engine (serving the modules that loaded) together with a LoadErrors
+// listing every failure; callers decide whether that is fatal.
+func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
+	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.host == nil {
+		e.host = luaapi.UnimplementedHost{Name: cfg.ServerName}
+	}
+	if e.fsys == nil {
+		e.fsys = os.DirFS(cfg.Dir)
+	}
+	gens, errs := e.loadAll(ctx, cfg.Modules)
+	e.gens = gens
+	e.publish()
+	if len(errs) > 0 {
+		return e, errs
+	}
+	return e, nil
+}
+
+// loadAll loads modules concurrently (each has its own state) and returns
+// the ones that loaded, in config order, and every error.
+func (e *Engine) loadAll(ctx context.Context, mcs []ModuleConfig) ([]*generation, LoadErrors) {
+	gens := make([]*generation, len(mcs))
+	errs := make([]error, len(mcs))
+	var wg sync.WaitGroup
+	for i, mc := range mcs {
+		e.seq++
+		seq := e.seq
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gens[i], errs[i] = e.loadModule(ctx, mc, seq)
+		}()
+	}
+	wg.Wait()
+	var out []*generation
+	var lerrs LoadErrors
+	for i := range mcs {
+		if errs[i] != nil {
+			lerrs = append(lerrs, errs[i])
+			continue
+		}
+		out = append(out, gens[i])
+	}
+	return out, lerrs
+}
+
+func (e *Engine) publish() {
+	s := &snapshot{gens: e.gens, callbacks: map[*luaapi.Callback][]binding{}}
+	for _, g := range e.gens {
+		for _, r := range g.regs {
+			s.callbacks[r.Callback] = append(s.callbacks[r.Callback], binding{gen: g, reg: r})
+		}
+	}
+	e.snap.Store(s)
+}
+
+// Close retires every module: in-flight calls finish, then on_close
+// callbacks run and the states are freed. No goroutine outlives Close.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	e.snap.Store(&snapshot{callbacks: map[*luaapi.Callback][]binding{}})
+	for _, g := range e.gens {
+		e.retire(g)
+	}
+	e.gens = nil
+	return nil
+}
+
+// retire runs a generation's on_close callbacks and closes its runtime.
+func (e *Engine) retire(g *generation) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+	defer cancel()
+	var fns []int
+	done := make(chan struct{})
+	if g.rt.post(func() {
+		for i := range g.api.OnClose {
+			fns = append(fns, i)
+		}
+		close(done)
+	}) {
+		<-done
+	}
+	for _, i := range fns {
+		err := g.rt.invoke(&call{ctx: ctx, what: "on_close", done: make(chan error, 1), timeout: g.cfg.Timeout,
+			resolve: func(*lua.LState) *lua.LFunction { return g.api.OnClose[i] }, args: noArgs})
+		if err != nil {
+			e.log.Error("on_close failed", "module", g.cfg.Name, "err", err)
+		}
+	}
+	g.rt.close()
+}
+
+// ModuleInfo describes a loaded module.
+type ModuleInfo struct {
+	Name       string
+	File       string
+	Generation int
+	LoadedAt   time.Time
+	Callbacks  []string // "spam_checker.check_event_for_spam", ...
+	Paths      []string // web resources
+}
+
+// Modules lists the loaded modules in config order.
+func (e *Engine) Modules() []ModuleInfo {
+	s := e.snap.Load()
+	out := make([]ModuleInfo, 0, len(s.gens))
+	for _, g := range s.gens {
+		mi := ModuleInfo{Name: g.cfg.Name, File: g.cfg.Module, Generation: g.seq, LoadedAt: g.loadedAt,
+			Paths: append([]string(nil), g.paths...)}
+		seen := map[string]bool{}
+		for _, r := range g.regs {
+			id := r.Callback.ID()
+			if r.LoginType != "" {
+				id += "[" + r.LoginType + "]"
+			}
+			if !seen[id] {
+				seen[id] = true
+				mi.Callbacks = append(mi.Callbacks, id)
+			}
+		}
+		out = append(out, mi)
+	}
+	return out
+}
+
+// Has reports whether any module registered the callback ("category.name"
+// or a bare name), so a homeserver can skip work (loading room state) when
+// none did.
+func (e *Engine) Has(callback string) bool {
+	cb, err := luaapi.LookupCallback(callback)
+	if err != nil {
+		return false
+	}
+	return len(e.snap.Load().callbacks[cb]) > 0
+}
+
+// Paths lists every registered web resource path, sorted.
+func (e *Engine) Paths() []string {
+	var out []string
+	for _, m := range e.Modules() {
+		out = append(out, m.Paths...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// invokeBinding calls one module's registered function.
+func (e *Engine) invokeBinding(ctx context.Context, b binding, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
+	g := b.gen
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	return g.rt.invoke(&call{ctx: ctx, what: b.reg.Callback.Name, fn: b.reg.Fn, args: args, ret: ret,
+		done: make(chan error, 1), timeout: g.cfg.Timeout})
+}
+
+// logScriptError logs a callback error with its traceback.
+func (e *Engine) logScriptError(msg string, err error) {
+	var se *ScriptError
+	if errors.As(err, &se) && se.Traceback != "" {
+		e.log.Error(msg, "err", err, "traceback", se.Traceback)
+		return
+	}
+	e.log.Error(msg, "err", err)
+}
+
+// denyOnError reports whether a module is configured to fail closed.
+func (g *generation) denyOnError() bool { return g.cfg.OnError == "deny" }
+

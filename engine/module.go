@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/stdlib"
+)
+
+// generation is one loaded instance of a module: its own state, runtime
+// and registrations. A reload builds a new generation beside the old one.
+type generation struct {
+	cfg      ModuleConfig
+	rt       *runtime
+	api      *luaapi.ModuleAPI // loop goroutine only after load
+	seq      int
+	loadedAt time.Time
+	// files are the script and the files it required (for reload).
+	files []string
+	// Read-only copies made at load, safe from any goroutine:
+	regs  []luaapi.Registration
+	paths []string
+}
+
+// loadModule compiles and runs a module: the script, parse_config and the
+// constructor. On error nothing is left running.
+func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*generation, error) {
+	log := e.log.With("module", mc.Name)
+	src, err := fs.ReadFile(e.fsys, mc.Module)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.Line,
+				Err: fmt.Errorf("script %s not found (module: is relative to the config file's folder)", mc.Module)}
+		}
+		return nil, &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.Line, Err: err}
+	}
+	proto, err := luaapi.Compile(src, mc.Module)
+	if err != nil {
+		return nil, &LoadError{Module: mc.Name, Err: err}
+	}
+
+	L := luaapi.NewState()
+	api := luaapi.NewModuleAPI(L, mc.Name, e.host, log)
+	g := &generation{cfg: mc, api: api, seq: seq, files: []string{mc.Module}}
+	e.installHostFunctions(L, api, mc)
+	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
+		Env: &stdlib.Env{Module: mc.Name, Logger: log},
+		OnFile: func(p string) { g.files = append(g.files, p) }}
+	ld.Install(L)
+	L.G.Global.RawSetString("print", L.NewFunction(func(L *lua.LState) int {
+		parts := make([]any, 0, L.GetTop())
+		for i := 1; i <= L.GetTop(); i++ {
+			parts = append(parts, L.ToStringMeta(L.Get(i)).String())
+		}
+		log.Info(fmt.Sprint(parts...), "script", L.Where(1))
+		return 0
+	}))
+	chunk := L.NewFunctionFromProto(proto)
+	g.rt = newRuntime(L, mc.Name, mc.Module, log)
+
+	ctx, cancel := context.WithTimeout(ctx, mc.InitTimeout)
+	defer cancel()
+	run := func(what string, resolve func(*lua.LState) *lua.LFunction, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
+		return g.rt.invoke(&call{ctx: ctx, what: what, resolve: resolve, args: args, ret: ret,
+			done: make(chan error, 1), timeout: mc.InitTimeout})
+	}
+
+	var modTable *lua.LTable
+	var parsed lua.LValue
+	steps := []struct {
+		what string
+		fn   func(*lua.LState) *lua.LFunction
+		args func(*lua.LState) []lua.LValue
+		ret  func(*lua.LState, []lua.LValue) error
+	}{
+		{"loading the script", func(*lua.LState) *lua.LFunction { return chunk }, noArgs, func(L *lua.LState, rets []lua.LValue) error {
+			t, ok := first(rets).(*lua.LTable)
+			if !ok {
+				return fmt.Errorf("the script must return a module table (local M = {} ... return M), got %s", first(rets).Type())
+			}
+			if _, ok := t.RawGetString("new").(*lua.LFunction); !ok {
+				return fmt.Errorf("the module table has no constructor: define function M.new(config, api)")
+			}
+			modTable = t
+			return nil
+		}},
+		{"parse_config", func(L *lua.LState) *lua.LFunction {
+			parsed = luaapi.ToLua(L, mc.Config)
+			if parsed == lua.LNil {
+				parsed = L.NewTable()
+			}
+			fn, _ := modTable.RawGetString("parse_config").(*lua.LFunction)
+			return fn
+		}, func(L *lua.LState) []lua.LValue { return []lua.LValue{parsed} }, func(L *lua.LState, rets []lua.LValue) error {
+			parsed = first(rets)
+			return nil
+		}},
+		{"new", func(L *lua.LState) *lua.LFunction {
+			api.BeginRegistration()
+			return modTable.RawGetString("new").(*lua.LFunction)
+		}, func(L *lua.LState) []lua.LValue { return []lua.LValue{parsed, api.Table} }, func(L *lua.LState, rets []lua.LValue) error {
+			api.EndRegistration()
+			return nil
+		}},
+	}
+	for _, st := range steps {
+		if err := run(st.what, st.fn, st.args, st.ret); err != nil {
+			g.rt.post(api.EndRegistration)
+			g.rt.close()
+			return nil, e.loadError(mc, st.what, err)
+		}
+	}
+	// Copy what other goroutines read, on the loop goroutine.
+	done := make(chan struct{})
+	g.rt.post(func() {
+		api.EndRegistration()
+		g.regs = append([]luaapi.Registration(nil), api.Registrations...)
+		for _, w := range api.WebResources {
+			g.paths = append(g.paths, w.Path)
+		}
+		close(done)
+	})
+	<-done
+	g.loadedAt = time.Now()
+	return g, nil
+}
+
+func noArgs(*lua.LState) []lua.LValue { return nil }
+
+func first(vs []lua.LValue) lua.LValue {
+	if len(vs) == 0 {
+		return lua.LNil
+	}
+	return vs[0]
+}
+
+// LoadError is a module that failed to load. It names the module and
+// points at the script line or, for config problems, the config line.
+type LoadError struct {
+	Module string
+	File   string // config file when the problem is in the config
+	Line   int
+	Err    error
+}
+
+func (e *LoadError) Error() string {
+	if e.File != "" && e.Line > 0 {
+		return fmt.Sprintf("%s:%d: module %q: %v", e.File, e.Line, e.Module, e.Err)
+	}
+	return fmt.Sprintf("module %q: %v", e.Module, e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+func (e *Engine) loadError(mc ModuleConfig, step string, err error) error {
+	var se *ScriptError
+	if errors.As(err, &se) {
+		var ce *luaapi.ConfigError
+		if step == "parse_config" && errors.As(se.Value, &ce) {
+			return &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.ConfigLine,
+				Err: fmt.Errorf("config: %s (raised at %s:%d)", ce.Msg, se.File, se.Line)}
+		}
+		if step == "parse_config" {
+			return &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.ConfigLine, Err: se}
+		}
+		return &LoadError{Module: mc.Name, Err: se}
+	}
+	return &LoadError{Module: mc.Name, Err: fmt.Errorf("%s: %w", step, err)}
+}
+
+// LoadErrors is every module that failed to load.
+type LoadErrors []error
+
+func (es LoadErrors) Error() string {
+	s := fmt.Sprintf("%d module(s) failed to load:", len(es))
+	for _, e := range es {
+		s += "\n  " + e.Error()
+	}
+	return s
+}
+
+// installHostFunctions adds the host-backed api functions to a module's
+// api table (the yielding ModuleApi calls).
+func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleConfig) {
+	_ = L
+	_ = api
+	_ = mc
+}
+
+var _ = slog.Default

@@ -1,0 +1,297 @@
+package luaapi
+
+import (
+	"encoding/json"
+	"fmt"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/stdlib"
+)
+
+// Events and state maps reach scripts as read-only proxies: building a
+// Matrix event as a Lua table costs 1.5-3 µs, a proxy ~0.4 µs, and most
+// callbacks read two or three fields. A proxy converts a field on first
+// access and caches it; pairs(), json.encode() and event:get_dict() (a
+// modifiable deep copy, as Synapse's EventBase.get_dict()) still work.
+
+const (
+	regEventMeta = "luahost.eventmeta"
+	regStateMeta = "luahost.statemeta"
+)
+
+type eventProxy struct {
+	ev                *Event
+	content, unsigned lua.LValue
+}
+
+// MarshalJSON lets json.encode(event) encode the event.
+func (p *eventProxy) MarshalJSON() ([]byte, error) { return json.Marshal(p.ev) }
+
+// PushEvent returns a read-only proxy of ev for L.
+func PushEvent(L *lua.LState, ev *Event) lua.LValue {
+	if ev == nil {
+		return lua.LNil
+	}
+	ud := L.NewUserData()
+	ud.Value = &eventProxy{ev: ev}
+	ud.Metatable = eventMeta(L)
+	return ud
+}
+
+// EventOf returns the event behind a proxy.
+func EventOf(v lua.LValue) (*Event, bool) {
+	if ud, ok := v.(*lua.LUserData); ok {
+		if p, ok := ud.Value.(*eventProxy); ok {
+			return p.ev, true
+		}
+	}
+	return nil, false
+}
+
+func eventMeta(L *lua.LState) *lua.LTable {
+	if mt, ok := L.G.Registry.RawGetString(regEventMeta).(*lua.LTable); ok {
+		return mt
+	}
+	mt := L.NewTable()
+	getDict := L.NewFunction(func(L *lua.LState) int {
+		p := checkEvent(L)
+		L.Push(eventTable(L, p.ev))
+		return 1
+	})
+	isState := L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LBool(checkEvent(L).ev.StateKey != nil))
+		return 1
+	})
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		p := checkEvent(L)
+		ev := p.ev
+		switch L.CheckString(2) {
+		case "type":
+			L.Push(lua.LString(ev.Type))
+		case "sender":
+			L.Push(lua.LString(ev.Sender))
+		case "room_id":
+			L.Push(optString(ev.RoomID))
+		case "event_id":
+			L.Push(optString(ev.EventID))
+		case "state_key":
+			if ev.StateKey == nil {
+				L.Push(lua.LNil)
+			} else {
+				L.Push(lua.LString(*ev.StateKey))
+			}
+		case "content":
+			if p.content == nil {
+				p.content = objectToLua(L, ev.Content)
+			}
+			L.Push(p.content)
+		case "unsigned":
+			if p.unsigned == nil {
+				p.unsigned = objectToLua(L, ev.Unsigned)
+			}
+			L.Push(p.unsigned)
+		case "origin_server_ts":
+			if ev.OriginServerTS == 0 {
+				L.Push(lua.LNil)
+			} else {
+				L.Push(lua.LNumber(ev.OriginServerTS))
+			}
+		case "redacts":
+			L.Push(optString(ev.Redacts))
+		case "get_dict":
+			L.Push(getDict)
+		case "is_state":
+			L.Push(isState)
+		case "membership":
+			if ev.Type == "m.room.member" {
+				L.Push(optString(fmt.Sprint(ev.Content["membership"])))
+			} else {
+				L.Push(lua.LNil)
+			}
+		default:
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("events are read-only: use event:get_dict() for a copy you can change")
+		return 0
+	}))
+	mt.RawSetString("__pairs", L.NewFunction(func(L *lua.LState) int {
+		p := checkEvent(L)
+		L.Push(L.GetGlobal("next"))
+		L.Push(eventTable(L, p.ev))
+		L.Push(lua.LNil)
+		return 3
+	}))
+	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		p := checkEvent(L)
+		L.Push(lua.LString(fmt.Sprintf("event %s (%s from %s)", p.ev.EventID, p.ev.Type, p.ev.Sender)))
+		return 1
+	}))
+	mt.RawSetString("__metatable", lua.LString("event"))
+	L.G.Registry.RawSetString(regEventMeta, mt)
+	return mt
+}
+
+func checkEvent(L *lua.LState) *eventProxy {
+	if ud, ok := L.Get(1).(*lua.LUserData); ok {
+		if p, ok := ud.Value.(*eventProxy); ok {
+			return p
+		}
+	}
+	L.ArgError(1, "event expected (use event:get_dict(), not event.get_dict())")
+	return nil
+}
+
+func optString(s string) lua.LValue {
+	if s == "" {
+		return lua.LNil
+	}
+	return lua.LString(s)
+}
+
+func objectToLua(L *lua.LState, m map[string]any) lua.LValue {
+	if m == nil {
+		return L.NewTable()
+	}
+	return stdlib.ToLua(L, m)
+}
+
+// eventTable is a full, modifiable Lua table of ev.
+func eventTable(L *lua.LState, ev *Event) *lua.LTable {
+	t := L.CreateTable(0, 9)
+	t.RawSetString("type", lua.LString(ev.Type))
+	t.RawSetString("sender", lua.LString(ev.Sender))
+	if ev.RoomID != "" {
+		t.RawSetString("room_id", lua.LString(ev.RoomID))
+	}
+	if ev.EventID != "" {
+		t.RawSetString("event_id", lua.LString(ev.EventID))
+	}
+	if ev.StateKey != nil {
+		t.RawSetString("state_key", lua.LString(*ev.StateKey))
+	}
+	t.RawSetString("content", objectToLua(L, ev.Content))
+	if ev.Unsigned != nil {
+		t.RawSetString("unsigned", objectToLua(L, ev.Unsigned))
+	}
+	if ev.OriginServerTS != 0 {
+		t.RawSetString("origin_server_ts", lua.LNumber(ev.OriginServerTS))
+	}
+	if ev.Redacts != "" {
+		t.RawSetString("redacts", lua.LString(ev.Redacts))
+	}
+	return t
+}
+
+// EventFromLua reads an event a script returned (a table or a proxy).
+func EventFromLua(L *lua.LState, v lua.LValue) (*Event, error) {
+	if ev, ok := EventOf(v); ok {
+		cp := *ev
+		return &cp, nil
+	}
+	if _, ok := v.(*lua.LTable); !ok {
+		return nil, fmt.Errorf("expected an event table, got %s", v.Type().String())
+	}
+	b, err := stdlib.EncodeJSON(L, v, false)
+	if err != nil {
+		return nil, err
+	}
+	var ev Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return nil, fmt.Errorf("not a valid event: %w", err)
+	}
+	return &ev, nil
+}
+
+type stateProxy struct {
+	state StateMap
+	types map[string]*lua.LTable
+}
+
+// MarshalJSON lets json.encode(state) encode the state map.
+func (p *stateProxy) MarshalJSON() ([]byte, error) { return json.Marshal(p.state) }
+
+// PushState returns a read-only proxy of a state map:
+// state[event_type][state_key] is an event proxy.
+func PushState(L *lua.LState, s StateMap) lua.LValue {
+	ud := L.NewUserData()
+	ud.Value = &stateProxy{state: s}
+	ud.Metatable = stateMeta(L)
+	return ud
+}
+
+func (p *stateProxy) typeTable(L *lua.LState, typ string) lua.LValue {
+	if t, ok := p.types[typ]; ok {
+		return t
+	}
+	m, ok := p.state[typ]
+	if !ok {
+		return lua.LNil
+	}
+	t := L.CreateTable(0, len(m))
+	for k, ev := range m {
+		t.RawSetString(k, PushEvent(L, ev))
+	}
+	if p.types == nil {
+		p.types = map[string]*lua.LTable{}
+	}
+	p.types[typ] = t
+	return t
+}
+
+func stateMeta(L *lua.LState) *lua.LTable {
+	if mt, ok := L.G.Registry.RawGetString(regStateMeta).(*lua.LTable); ok {
+		return mt
+	}
+	check := func(L *lua.LState) *stateProxy {
+		if ud, ok := L.Get(1).(*lua.LUserData); ok {
+			if p, ok := ud.Value.(*stateProxy); ok {
+				return p
+			}
+		}
+		L.ArgError(1, "state map expected")
+		return nil
+	}
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		L.Push(p.typeTable(L, L.CheckString(2)))
+		return 1
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("state maps are read-only")
+		return 0
+	}))
+	mt.RawSetString("__pairs", L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		all := L.CreateTable(0, len(p.state))
+		for typ := range p.state {
+			all.RawSetString(typ, p.typeTable(L, typ))
+		}
+		L.Push(L.GetGlobal("next"))
+		L.Push(all)
+		L.Push(lua.LNil)
+		return 3
+	}))
+	mt.RawSetString("__metatable", lua.LString("state_map"))
+	L.G.Registry.RawSetString(regStateMeta, mt)
+	return mt
+}
+
+// toLua converts Go values to Lua, with proxies for events and state.
+func toLua(L *lua.LState, v any) lua.LValue {
+	switch v := v.(type) {
+	case *Event:
+		return PushEvent(L, v)
+	case StateMap:
+		return PushState(L, v)
+	}
+	return stdlib.ToLua(L, v)
+}
+
+// ToLua is the engine's Go->Lua conversion (events and state maps become
+// read-only proxies; other values convert as JSON would).
+func ToLua(L *lua.LState, v any) lua.LValue { return toLua(L, v) }

@@ -1,0 +1,122 @@
+package luaapi
+
+import (
+	"context"
+	"fmt"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// HostCall is what a yielding host function hands the engine: work to
+// run off the owner goroutine, and then the values to resume the script
+// with. To the script the call looks synchronous.
+type HostCall struct {
+	Name  string // the host function, e.g. "get_profile_for_user"
+	Where string // the calling script position, "spam.lua:12:"
+	// Run does the work on its own goroutine; it must honour ctx (the
+	// invocation's deadline). It must not touch the Lua state.
+	Run func(ctx context.Context) (Result, error)
+}
+
+// Result builds the values a host call returns to the script; the engine
+// calls it on the state's owner goroutine.
+type Result func(L *lua.LState) []lua.LValue
+
+// Values is a Result of fixed Go values converted with ToLua.
+func Values(vs ...any) Result {
+	return func(L *lua.LState) []lua.LValue {
+		out := make([]lua.LValue, len(vs))
+		for i, v := range vs {
+			out[i] = toLua(L, v)
+		}
+		return out
+	}
+}
+
+// HostCallOf returns the host call a worker yielded, if it is one.
+func HostCallOf(v lua.LValue) (*HostCall, bool) {
+	ud, ok := v.(*lua.LUserData)
+	if !ok {
+		return nil, false
+	}
+	hc, ok := ud.Value.(*HostCall)
+	return hc, ok
+}
+
+// finishSrc turns the values the engine resumes a host call with into a
+// return (true, results...) or an error raised at the calling line
+// (false, err): a Go function cannot raise after it has yielded.
+const finishSrc = `
+local error = error
+local function finish(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+return function(g) return function(...) return finish(g(...)) end end
+`
+
+const regWrap = "luahost.hostwrap"
+
+// HostFunction makes a script-visible host function from prepare, which
+// checks the arguments on the owner goroutine (raising argument errors at
+// once) and returns the call to run. The function yields the script's
+// coroutine while Run works, so other calls of the module proceed.
+func HostFunction(L *lua.LState, name string, prepare func(L *lua.LState) *HostCall) lua.LValue {
+	g := L.NewFunction(func(L *lua.LState) int {
+		hc := prepare(L)
+		if hc.Name == "" {
+			hc.Name = name
+		}
+		if err := CanYield(L); err != nil {
+			L.RaiseError("%s: %s", name, err.Error())
+		}
+		hc.Where = L.Where(2)
+		ud := L.NewUserData()
+		ud.Value = hc
+		return L.Yield(ud)
+	})
+	wrap, ok := L.G.Registry.RawGetString(regWrap).(*lua.LFunction)
+	if !ok {
+		fn, err := L.LoadString(finishSrc)
+		if err != nil {
+			panic("luahost: " + err.Error())
+		}
+		L.Push(fn)
+		L.Call(0, 1)
+		wrap = L.Get(-1).(*lua.LFunction)
+		L.Pop(1)
+		L.G.Registry.RawSetString(regWrap, wrap)
+	}
+	L.Push(wrap)
+	L.Push(g)
+	L.Call(1, 1)
+	v := L.Get(-1)
+	L.Pop(1)
+	return v
+}
+
+// ResumeValues are the values the engine resumes a host call's coroutine
+// with: (true, results...) on success, (false, error) on failure, the
+// error naming the host function and the calling line.
+func ResumeValues(L *lua.LState, hc *HostCall, res Result, err error) []lua.LValue {
+	if err != nil {
+		if le, ok := err.(*LuaError); ok {
+			return []lua.LValue{lua.LFalse, le.Value(L)}
+		}
+		return []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %s", hc.Where, hc.Name, err.Error()))}
+	}
+	vals := []lua.LValue{lua.LTrue}
+	if res != nil {
+		vals = append(vals, res(L)...)
+	}
+	return vals
+}
+
+// LuaError is an error a host call raises as a Lua value (a table such as
+// an HttpResponseException) rather than a string.
+type LuaError struct {
+	Msg   string
+	Value func(L *lua.LState) lua.LValue
+}
+
+func (e *LuaError) Error() string { return e.Msg }

@@ -1,0 +1,495 @@
+package luaapi
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/luahost/luahost/stdlib"
+)
+
+// Limits of a module's state. They are deliberate: gopher-lua's defaults
+// overflow on unpack of 10k items and on recursion past ~200 frames, and
+// nothing else bounds what one builtin call may allocate.
+const (
+	CallStackSize   = 1024
+	RegistrySize    = 1024 * 4
+	RegistryMaxSize = 1024 * 256
+	// MaxStringBuild caps strings built by string.rep and friends: one
+	// call must not be able to take the process down.
+	MaxStringBuild = 64 << 20
+)
+
+// NewState returns a sandboxed state: base (without dofile, loadfile,
+// module, newproxy; collectgarbage only reports), string, table, math,
+// coroutine and os.time/clock/date. No io, no debug, no package.
+func NewState() *lua.LState {
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:        true,
+		CallStackSize:       CallStackSize,
+		RegistrySize:        RegistrySize,
+		RegistryMaxSize:     RegistryMaxSize,
+		MinimizeStackMemory: true,
+	})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.TabLibName, lua.OpenTable},
+		{lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath},
+		{lua.CoroutineLibName, lua.OpenCoroutine},
+		{lua.OsLibName, lua.OpenOs},
+	} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	g := L.G.Global
+	for _, name := range []string{"dofile", "loadfile", "module", "require", "newproxy", "_printregs", "_GOPHER_LUA_VERSION"} {
+		g.RawSetString(name, lua.LNil)
+	}
+	g.RawSetString("collectgarbage", L.NewFunction(safeCollectGarbage))
+	g.RawSetString("pairs", L.NewFunction(metaPairs))
+
+	// os: only what cannot touch the machine.
+	if osT, ok := g.RawGetString("os").(*lua.LTable); ok {
+		safe := L.NewTable()
+		for _, name := range []string{"time", "clock", "date", "difftime"} {
+			safe.RawSetString(name, osT.RawGetString(name))
+		}
+		g.RawSetString("os", safe)
+	}
+	if strT, ok := g.RawGetString("string").(*lua.LTable); ok {
+		strT.RawSetString("rep", L.NewFunction(cappedRep))
+		strT.RawSetString("dump", lua.LNil)
+		orig := strT.RawGetString("format").(*lua.LFunction)
+		strT.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
+			if m := hugeWidth.FindString(L.CheckString(1)); m != "" {
+				L.ArgError(1, "format width or precision too large in "+m)
+			}
+			return callThrough(L, orig)
+		}))
+		gsub := strT.RawGetString("gsub").(*lua.LFunction)
+		strT.RawSetString("gsub", L.NewFunction(func(L *lua.LState) int {
+			return NoYield(L, func() int { return callThrough(L, gsub) })
+		}))
+	}
+	if tabT, ok := g.RawGetString("table").(*lua.LTable); ok {
+		sort := tabT.RawGetString("sort").(*lua.LFunction)
+		tabT.RawSetString("sort", L.NewFunction(func(L *lua.LState) int {
+			return NoYield(L, func() int { return callThrough(L, sort) })
+		}))
+	}
+	installPcall(L)
+	return L
+}
+
+var hugeWidth = regexp.MustCompile(`%[-+ #0]*(\d{4,}|\.\d{4,}|\d*\.\d{4,})`)
+
+// callThrough calls a builtin with the current arguments and returns its
+// results (used to wrap builtins with a check).
+func callThrough(L *lua.LState, fn *lua.LFunction) int {
+	top := L.GetTop()
+	L.Push(fn)
+	for i := 1; i <= top; i++ {
+		L.Push(L.Get(i))
+	}
+	L.Call(top, lua.MultRet)
+	return L.GetTop() - top
+}
+
+func cappedRep(L *lua.LState) int {
+	s := L.CheckString(1)
+	n := L.CheckInt(2)
+	sep := L.OptString(3, "")
+	if n <= 0 {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	if (len(s)+len(sep))*n > MaxStringBuild || n > MaxStringBuild {
+		L.RaiseError("string.rep: result would exceed %d MiB", MaxStringBuild>>20)
+	}
+	if sep == "" {
+		L.Push(lua.LString(strings.Repeat(s, n)))
+		return 1
+	}
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(s)
+	}
+	L.Push(lua.LString(b.String()))
+	return 1
+}
+
+// safeCollectGarbage answers "count" (KiB in use by the process) and
+// ignores other options: a full GC from a script would stall every module.
+func safeCollectGarbage(L *lua.LState) int {
+	if L.OptString(1, "collect") == "count" {
+		L.Push(lua.LNumber(0))
+		return 1
+	}
+	L.Push(lua.LNumber(0))
+	return 1
+}
+
+// metaPairs is pairs with Lua 5.2's __pairs metamethod, so read-only
+// proxies (events, state maps) can be walked like tables.
+func metaPairs(L *lua.LState) int {
+	v := L.CheckAny(1)
+	if mm := L.GetMetaField(v, "__pairs"); mm != lua.LNil {
+		L.Push(mm)
+		L.Push(v)
+		L.Call(1, 3)
+		return 3
+	}
+	t := L.CheckTable(1)
+	L.Push(L.GetGlobal("next"))
+	L.Push(t)
+	L.Push(lua.LNil)
+	return 3
+}
+
+// Yield bookkeeping. A host call may yield only when every frame between it
+// and the engine's coroutine is a Lua frame; Go builtins that call back into
+// Lua (table.sort, string.gsub, re.gsub) mark the state so a host call made
+// from inside them fails clearly instead of returning nil (gopher-lua
+// silently breaks there).
+const regNoYield = "luahost.noyield"
+
+// NoYield runs f with yielding host calls forbidden on L.
+func NoYield(L *lua.LState, f func() int) int {
+	reg := L.G.Registry
+	n, _ := reg.RawGetString(regNoYield).(lua.LNumber)
+	reg.RawSetString(regNoYield, n+1)
+	defer reg.RawSetString(regNoYield, n)
+	return f()
+}
+
+func yieldForbidden(L *lua.LState) bool {
+	n, _ := L.G.Registry.RawGetString(regNoYield).(lua.LNumber)
+	return n > 0
+}
+
+// pcall and xpcall run the protected function in a coroutine of their own
+// and pass every yield of it upward, so a host call inside pcall yields the
+// engine's coroutine as if pcall were not there (Lua 5.2 semantics).
+// gopher-lua's own pcall is a Go function: a yield inside it is silently
+// lost. Coroutines are pooled: a fresh one costs 4-44 µs.
+const pcallSrc = `
+local resume, take, yield = ...
+local function step(co, status, ...)
+  if status == 0 then return true, ... end
+  if status == 1 then return false, ... end
+  return step(co, resume(co, yield(...)))
+end
+local function pcall(f, ...)
+  local co = take()
+  return step(co, resume(co, f, ...))
+end
+local function xstep(h, co, status, ...)
+  if status == 0 then return true, ... end
+  if status == 1 then return false, h(...) end
+  return xstep(h, co, resume(co, yield(...)))
+end
+local function xpcall(f, h, ...)
+  local co = take()
+  return xstep(h, co, resume(co, f, ...))
+end
+return pcall, xpcall
+`
+
+// workerSrc is the body of a reusable coroutine: it runs one function per
+// resume and yields DONE with the results, then waits for the next one.
+const workerSrc = `
+local yield, DONE = ...
+local function loop(fn, ...) return loop(yield(DONE, fn(...))) end
+return loop
+`
+
+type coPool struct {
+	loop *lua.LFunction
+	done lua.LValue
+	idle []*lua.LState
+	// fresh holds pcall coroutines not yet started with the loop.
+	fresh map[*lua.LState]bool
+	// engine holds every coroutine the engine runs (workers and pcall
+	// coroutines): only there may a host call yield.
+	engine map[*lua.LState]bool
+}
+
+func poolOf(L *lua.LState) *coPool {
+	return L.G.Registry.RawGetString(regPcallPool).(*lua.LUserData).Value.(*coPool)
+}
+
+// MarkEngineThread records th as a coroutine run by the engine (a worker)
+// or forgets it (alive false) when it is dead.
+func MarkEngineThread(L, th *lua.LState, alive bool) {
+	p := poolOf(L)
+	if alive {
+		p.engine[th] = true
+	} else {
+		delete(p.engine, th)
+	}
+}
+
+// CanYield reports whether a host call made on thread L may yield: it
+// must run in an engine coroutine, outside Go builtins that call Lua.
+func CanYield(L *lua.LState) error {
+	if !poolOf(L).engine[L] {
+		return fmt.Errorf("cannot be called inside a coroutine created by the script; call it from the callback itself")
+	}
+	if yieldForbidden(L) {
+		return fmt.Errorf("cannot be called inside table.sort, gsub or a metamethod")
+	}
+	return nil
+}
+
+const regPcallPool = "luahost.pcallpool"
+
+// Done is the marker a worker coroutine yields first when its function
+// returned; any other first value is a yield from inside the function.
+var doneMarker = &lua.LUserData{}
+
+// WorkerLoop compiles the worker coroutine body for L (see workerSrc).
+func WorkerLoop(L *lua.LState) (*lua.LFunction, lua.LValue) {
+	fn, err := L.LoadString(workerSrc)
+	if err != nil {
+		panic("luahost: worker source: " + err.Error())
+	}
+	L.Push(fn)
+	L.Push(L.GetField(L.GetGlobal("coroutine"), "yield"))
+	L.Push(doneMarker)
+	L.Call(2, 1)
+	loop := L.Get(-1).(*lua.LFunction)
+	L.Pop(1)
+	return loop, doneMarker
+}
+
+// IsDone reports whether v is the first value a worker yields on return.
+func IsDone(v lua.LValue) bool { return v == doneMarker }
+
+func installPcall(L *lua.LState) {
+	loop, done := WorkerLoop(L)
+	pool := &coPool{loop: loop, done: done, fresh: map[*lua.LState]bool{}, engine: map[*lua.LState]bool{}}
+	ud := L.NewUserData()
+	ud.Value = pool
+	L.G.Registry.RawSetString(regPcallPool, ud)
+
+	take := L.NewFunction(func(L *lua.LState) int {
+		var co *lua.LState
+		if n := len(pool.idle); n > 0 {
+			co = pool.idle[n-1]
+			pool.idle = pool.idle[:n-1]
+		} else {
+			co, _ = L.NewThread()
+			pool.fresh[co] = true
+			pool.engine[co] = true
+		}
+		L.Push(co)
+		return 1
+	})
+	// resume(co, ...) → 0, results (returned) | 1, err (raised) | 2, yielded values
+	resume := L.NewFunction(func(L *lua.LState) int {
+		co := L.CheckThread(1)
+		if ctx := L.Context(); ctx != nil {
+			if err := ctx.Err(); err != nil {
+				L.RaiseError("%s", err.Error())
+			}
+			co.SetContext(ctx)
+		} else {
+			co.RemoveContext()
+		}
+		args := make([]lua.LValue, 0, L.GetTop()-1)
+		fresh := pool.fresh[co]
+		for i := 2; i <= L.GetTop(); i++ {
+			args = append(args, L.Get(i))
+		}
+		var st lua.ResumeState
+		var err error
+		var vals []lua.LValue
+		if fresh {
+			delete(pool.fresh, co)
+			st, err, vals = resumeGuarded(L, co, pool.loop, args)
+		} else {
+			st, err, vals = resumeGuarded(L, co, nil, args)
+		}
+		switch {
+		case st == lua.ResumeError:
+			delete(pool.engine, co) // dead: never reused
+			L.Push(lua.LNumber(1))
+			L.Push(errorValue(err))
+			return 2
+		case len(vals) > 0 && vals[0] == pool.done:
+			if len(pool.idle) < 64 {
+				pool.idle = append(pool.idle, co)
+			} else {
+				delete(pool.engine, co)
+			}
+			L.Push(lua.LNumber(0))
+			for _, v := range vals[1:] {
+				L.Push(v)
+			}
+			return len(vals)
+		default:
+			if yieldForbidden(L) {
+				delete(pool.engine, co)
+				L.Push(lua.LNumber(1))
+				L.Push(lua.LString("attempt to yield across a Go-call boundary (a host call inside table.sort, gsub or a metamethod)"))
+				return 2
+			}
+			L.Push(lua.LNumber(2))
+			for _, v := range vals {
+				L.Push(v)
+			}
+			return len(vals) + 1
+		}
+	})
+	fn, err := L.LoadString(pcallSrc)
+	if err != nil {
+		panic("luahost: pcall source: " + err.Error())
+	}
+	L.Push(fn)
+	L.Push(resume)
+	L.Push(take)
+	L.Push(L.GetField(L.GetGlobal("coroutine"), "yield"))
+	L.Call(3, 2)
+	L.G.Global.RawSetString("pcall", L.Get(-2))
+	L.G.Global.RawSetString("xpcall", L.Get(-1))
+	L.Pop(2)
+}
+
+// resumeGuarded resumes co and turns a Go panic inside it into an error.
+func resumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (st lua.ResumeState, err error, vals []lua.LValue) {
+	defer func() {
+		if r := recover(); r != nil {
+			st, err, vals = lua.ResumeError, fmt.Errorf("internal error: %v", r), nil
+		}
+	}()
+	return L.Resume(co, fn, args...)
+}
+
+// ResumeGuarded is resumeGuarded for the engine's worker coroutines.
+func ResumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (lua.ResumeState, error, []lua.LValue) {
+	return resumeGuarded(L, co, fn, args)
+}
+
+// errorValue is the Lua value a raised error carried.
+func errorValue(err error) lua.LValue {
+	if ae, ok := err.(*lua.ApiError); ok {
+		return ae.Object
+	}
+	return lua.LString(err.Error())
+}
+
+// ErrorValue exposes errorValue to the engine.
+func ErrorValue(err error) lua.LValue { return errorValue(err) }
+
+// Compile parses and compiles a script once; the result can be loaded
+// into any number of states. name is the chunk name errors show
+// ("spam/list_spam.lua").
+func Compile(src []byte, name string) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(strings.NewReader(string(src)), name)
+	if err != nil {
+		return nil, syntaxError(name, err)
+	}
+	proto, err := lua.Compile(chunk, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return proto, nil
+}
+
+var parseLine = regexp.MustCompile(`line:(\d+)\(column:\d+\) near '([^']*)':\s*(.*)`)
+
+// syntaxError rewrites gopher-lua's parse error ("name line:3(column:5)
+// near 'x': syntax error") into "name:3: syntax error near 'x'".
+func syntaxError(name string, err error) error {
+	msg := err.Error()
+	if m := parseLine.FindStringSubmatch(msg); m != nil {
+		reason := strings.TrimSpace(m[3])
+		if reason == "" {
+			reason = "syntax error"
+		}
+		return fmt.Errorf("%s:%s: %s near '%s'", name, m[1], reason, m[2])
+	}
+	return fmt.Errorf("%s: %s", name, msg)
+}
+
+// Loader resolves require() for one module state: module_api, then
+// name.lua in the module's own folder, then the stdlib libraries.
+type Loader struct {
+	FS     fs.FS  // the module's files
+	Dir    string // the module's folder inside FS ("." or "spam")
+	API    lua.LValue
+	Env    *stdlib.Env
+	OnFile func(path string) // told about every file required (reload watches them)
+	loaded map[string]lua.LValue
+	protos map[string]*lua.FunctionProto
+}
+
+var validModName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// Install sets the global require on L.
+func (ld *Loader) Install(L *lua.LState) {
+	ld.loaded = map[string]lua.LValue{}
+	ld.protos = map[string]*lua.FunctionProto{}
+	L.G.Global.RawSetString("require", L.NewFunction(ld.require))
+}
+
+func (ld *Loader) require(L *lua.LState) int {
+	name := L.CheckString(1)
+	if v, ok := ld.loaded[name]; ok {
+		L.Push(v)
+		return 1
+	}
+	if name == "module_api" && ld.API != nil {
+		L.Push(ld.API)
+		return 1
+	}
+	if !validModName.MatchString(name) {
+		L.ArgError(1, fmt.Sprintf("invalid module name %q (use names like \"helpers\" or \"lib.helpers\")", name))
+	}
+	file := path.Join(ld.Dir, strings.ReplaceAll(name, ".", "/")+".lua")
+	if src, err := fs.ReadFile(ld.FS, file); err == nil {
+		proto, err := Compile(src, file)
+		if err != nil {
+			L.RaiseError("require %q: %s", name, err.Error())
+		}
+		if ld.OnFile != nil {
+			ld.OnFile(file)
+		}
+		// Mark as loading to stop require cycles from recursing forever.
+		ld.loaded[name] = lua.LTrue
+		fn := L.NewFunctionFromProto(proto)
+		L.Push(fn)
+		L.Push(lua.LString(name))
+		L.Call(1, 1)
+		v := L.Get(-1)
+		L.Pop(1)
+		if v == lua.LNil {
+			v = lua.LTrue
+		}
+		ld.loaded[name] = v
+		L.Push(v)
+		return 1
+	}
+	if lib, ok := stdlib.Lookup(name); ok {
+		v := lib(L, ld.Env)
+		ld.loaded[name] = v
+		L.Push(v)
+		return 1
+	}
+	L.RaiseError("module %q not found: no file %s and no library of that name (libraries: %s)",
+		name, file, strings.Join(append([]string{"module_api"}, stdlib.Names()...), ", "))
+	return 0
+}
