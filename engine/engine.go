@@ -239,4 +239,3 @@ func (e *Engine) logScriptError(msg string, err error) {
 
 // denyOnError reports whether a module is configured to fail closed.
 func (g *generation) denyOnError() bool { return g.cfg.OnError == "deny" }
-

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"path"
 	"time"
 
@@ -52,7 +51,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	g := &generation{cfg: mc, api: api, seq: seq, files: []string{mc.Module}}
 	e.installHostFunctions(L, api, mc)
 	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
-		Env: &stdlib.Env{Module: mc.Name, Logger: log},
+		Env:    &stdlib.Env{Module: mc.Name, Logger: log},
 		OnFile: func(p string) { g.files = append(g.files, p) }}
 	ld.Install(L)
 	L.G.Global.RawSetString("print", L.NewFunction(func(L *lua.LState) int {
@@ -186,13 +185,3 @@ func (es LoadErrors) Error() string {
 	}
 	return s
 }
-
-// installHostFunctions adds the host-backed api functions to a module's
-// api table (the yielding ModuleApi calls).
-func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleConfig) {
-	_ = L
-	_ = api
-	_ = mc
-}
-
-var _ = slog.Default

@@ -159,26 +159,11 @@ func metaPairs(L *lua.LState) int {
 	return 3
 }
 
-// Yield bookkeeping. A host call may yield only when every frame between it
-// and the engine's coroutine is a Lua frame; Go builtins that call back into
-// Lua (table.sort, string.gsub, re.gsub) mark the state so a host call made
-// from inside them fails clearly instead of returning nil (gopher-lua
-// silently breaks there).
-const regNoYield = "luahost.noyield"
+// NoYield runs f with yielding host calls forbidden on L (see
+// stdlib.NoYield).
+func NoYield(L *lua.LState, f func() int) int { return stdlib.NoYield(L, f) }
 
-// NoYield runs f with yielding host calls forbidden on L.
-func NoYield(L *lua.LState, f func() int) int {
-	reg := L.G.Registry
-	n, _ := reg.RawGetString(regNoYield).(lua.LNumber)
-	reg.RawSetString(regNoYield, n+1)
-	defer reg.RawSetString(regNoYield, n)
-	return f()
-}
-
-func yieldForbidden(L *lua.LState) bool {
-	n, _ := L.G.Registry.RawGetString(regNoYield).(lua.LNumber)
-	return n > 0
-}
+func yieldForbidden(L *lua.LState) bool { return stdlib.YieldForbidden(L) }
 
 // pcall and xpcall run the protected function in a coroutine of their own
 // and pass every yield of it upward, so a host call inside pcall yields the

@@ -158,6 +158,12 @@ func reGroup(s string, m []int, g int) lua.LValue {
 // is called once per match, and the call's context is checked between
 // matches so a deadline stops a long run even when each call is quick.
 func reGsub(compile func(*lua.LState, int) *regexp.Regexp) lua.LGFunction {
+	gsub := reGsubRaw(compile)
+	// A host call inside the replacement function cannot yield: say so.
+	return func(L *lua.LState) int { return NoYield(L, func() int { return gsub(L) }) }
+}
+
+func reGsubRaw(compile func(*lua.LState, int) *regexp.Regexp) lua.LGFunction {
 	return func(L *lua.LState) int {
 		re := compile(L, 1)
 		s := L.CheckString(2)

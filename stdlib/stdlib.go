@@ -75,3 +75,25 @@ func Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// Yield bookkeeping. A host call may yield only when every frame between
+// it and the engine's coroutine is a Lua frame; Go functions that call back
+// into Lua (table.sort, string.gsub, re.gsub) mark the state so a host call
+// made from inside them fails clearly instead of returning nil (gopher-lua
+// silently breaks there).
+const regNoYield = "luahost.noyield"
+
+// NoYield runs f with yielding host calls forbidden on L.
+func NoYield(L *lua.LState, f func() int) int {
+	reg := L.G.Registry
+	n, _ := reg.RawGetString(regNoYield).(lua.LNumber)
+	reg.RawSetString(regNoYield, n+1)
+	defer reg.RawSetString(regNoYield, n)
+	return f()
+}
+
+// YieldForbidden reports whether L is inside a NoYield section.
+func YieldForbidden(L *lua.LState) bool {
+	n, _ := L.G.Registry.RawGetString(regNoYield).(lua.LNumber)
+	return n > 0
+}
