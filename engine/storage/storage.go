@@ -245,7 +245,7 @@ func ctxErr(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// limitKeys keeps the MaxListKeys smallest keys, sorted.
+// truncateSorted keeps the first MaxListKeys of sorted keys.
 func truncateSorted(keys []string) []string {
 	if len(keys) > MaxListKeys {
 		keys = keys[:MaxListKeys:MaxListKeys]
