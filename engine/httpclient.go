@@ -1,0 +1,505 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	goruntime "runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"weak"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/stdlib"
+)
+
+// api.http_client: an outbound HTTP client for modules (Synapse's
+// SimpleHttpClient). Like Synapse's ip_range_blocklist it refuses to
+// connect to loopback, private and other non-public addresses unless the
+// config's http_client.ip_range_allowlist allows them. The check runs in
+// the dialer after DNS resolution, on the address actually dialled, so a
+// name that resolves to a public address for a pre-check and to a private
+// one for the connection (DNS rebinding) cannot get through, and every
+// redirect hop is checked again.
+
+const (
+	// maxHTTPBody caps a response body a module may read.
+	maxHTTPBody = 10 << 20
+	// maxHTTPRedirects caps redirects followed per request.
+	maxHTTPRedirects = 5
+	httpUserAgent    = "luahost"
+)
+
+// blockedRanges are refused unless allowlisted: Synapse's default
+// ip_range_blocklist plus the unspecified, IPv4-compatible and reserved
+// ranges. IPv4-mapped IPv6 addresses are unmapped before the check.
+var blockedRanges = mustPrefixes(
+	"0.0.0.0/8",       // "this network", unspecified
+	"10.0.0.0/8",      // private
+	"100.64.0.0/10",   // carrier-grade NAT
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local (cloud metadata services live here)
+	"172.16.0.0/12",   // private
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.0.2.0/24",    // TEST-NET-1
+	"192.88.99.0/24",  // former 6to4 relay
+	"192.168.0.0/16",  // private
+	"198.18.0.0/15",   // benchmarking
+	"198.51.100.0/24", // TEST-NET-2
+	"203.0.113.0/24",  // TEST-NET-3
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, broadcast
+	"::/96",           // unspecified, loopback, IPv4-compatible
+	"::1/128",         // loopback
+	"2001:db8::/32",   // documentation
+	"fc00::/7",        // unique local
+	"fe80::/10",       // link-local
+	"fec0::/10",       // site-local
+	"ff00::/8",        // multicast
+)
+
+func mustPrefixes(cidrs ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(cidrs))
+	for i, c := range cidrs {
+		out[i] = netip.MustParsePrefix(c)
+	}
+	return out
+}
+
+// ipPolicy decides which addresses the client may connect to.
+type ipPolicy struct {
+	allow []netip.Prefix
+}
+
+// parseAllowlist reads ip_range_allowlist: CIDRs or single addresses. A
+// bad entry is logged and ignored (config checking reports it).
+func parseAllowlist(entries []string, log *slog.Logger) *ipPolicy {
+	p := &ipPolicy{}
+	for _, s := range entries {
+		s = strings.TrimSpace(s)
+		if pfx, err := netip.ParsePrefix(s); err == nil {
+			p.allow = append(p.allow, unmapPrefix(pfx.Masked()))
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			a = a.Unmap()
+			p.allow = append(p.allow, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		log.Warn("http_client.ip_range_allowlist: ignoring an entry that is not a CIDR range or an IP address", "entry", s)
+	}
+	return p
+}
+
+// unmapPrefix turns ::ffff:a.b.c.d/n (n >= 96) into a.b.c.d/(n-96), so it
+// matches the unmapped addresses the policy sees.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
+// check returns an error when a is not a public address and not
+// allowlisted.
+func (p *ipPolicy) check(a netip.Addr) error {
+	a = a.Unmap().WithZone("")
+	for _, pfx := range p.allow {
+		if pfx.Contains(a) {
+			return nil
+		}
+	}
+	blocked := a.IsLoopback() || a.IsPrivate() || a.IsUnspecified() || a.IsMulticast() ||
+		a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()
+	for _, pfx := range blockedRanges {
+		if blocked {
+			break
+		}
+		blocked = pfx.Contains(a)
+	}
+	if blocked {
+		return fmt.Errorf("connection to %s refused: not a public address (allow it with http_client.ip_range_allowlist)", a)
+	}
+	return nil
+}
+
+// control is the dialer's Control hook: it sees the resolved address
+// just before connect.
+func (p *ipPolicy) control(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("connection to %s refused: cannot parse the address: %v", address, err)
+	}
+	return p.check(ap.Addr())
+}
+
+// newHTTPClient builds the client for one allowlist. Keep-alives are off:
+// idle connections would keep goroutines running past Engine.Close.
+func newHTTPClient(p *ipPolicy) *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: p.control}
+	tr := &http.Transport{
+		Proxy:                  nil, // a proxy would be the address checked, not the target
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		DisableKeepAlives:      true,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= maxHTTPRedirects {
+				return fmt.Errorf("stopped after %d redirects", maxHTTPRedirects)
+			}
+			return checkScheme(req.URL)
+		},
+	}
+}
+
+func checkScheme(u *url.URL) error {
+	switch u.Scheme {
+	case "http", "https":
+		return nil
+	}
+	return fmt.Errorf("refusing %q: only http and https URLs are allowed", u.Redacted())
+}
+
+// httpClients holds one client per engine without keeping engines alive
+// (Engine has no field for it; the entry goes when the engine is
+// collected), so the allowlist is parsed once per engine.
+var httpClients struct {
+	sync.Mutex
+	m map[weak.Pointer[Engine]]*http.Client
+}
+
+func (e *Engine) httpClient() *http.Client {
+	key := weak.Make(e)
+	httpClients.Lock()
+	defer httpClients.Unlock()
+	if c, ok := httpClients.m[key]; ok {
+		return c
+	}
+	if httpClients.m == nil {
+		httpClients.m = map[weak.Pointer[Engine]]*http.Client{}
+	}
+	c := newHTTPClient(parseAllowlist(e.cfg.HTTPClient.IPRangeAllowlist, e.log))
+	httpClients.m[key] = c
+	goruntime.AddCleanup(e, func(k weak.Pointer[Engine]) {
+		httpClients.Lock()
+		delete(httpClients.m, k)
+		httpClients.Unlock()
+	}, key)
+	return c
+}
+
+// httpRequest is an outbound request, built on the owner goroutine.
+type httpRequest struct {
+	method string
+	url    *url.URL
+	header http.Header
+	body   []byte
+}
+
+type httpResponse struct {
+	code   int
+	reason string
+	header http.Header
+	body   []byte
+}
+
+var errBodyTooLarge = fmt.Errorf("response body is larger than %d MiB", maxHTTPBody>>20)
+
+// do sends r, bounded by ctx, and reads at most maxHTTPBody bytes.
+func doHTTP(ctx context.Context, c *http.Client, r *httpRequest) (*httpResponse, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("User-Agent", httpUserAgent)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > maxHTTPBody {
+		return nil, errBodyTooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the response: %w", err)
+	}
+	if len(data) > maxHTTPBody {
+		return nil, errBodyTooLarge
+	}
+	return &httpResponse{
+		code:   resp.StatusCode,
+		reason: strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))),
+		header: resp.Header,
+		body:   data,
+	}, nil
+}
+
+// installHTTPClient adds api.http_client.
+func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
+	client := e.httpClient()
+	hc := L.NewTable()
+	api.RawSetString("http_client", hc)
+
+	// jsonCall sends a JSON request and returns the decoded JSON answer,
+	// raising an HttpResponseException-like table on a non-2xx status.
+	jsonCall := func(a *hostArgs, r *httpRequest) runFunc {
+		where := a.where()
+		name := a.name
+		r.header.Set("Accept", "application/json")
+		return func(ctx context.Context) (luaapi.Result, error) {
+			resp, err := doHTTP(ctx, client, r)
+			if err != nil {
+				return nil, err
+			}
+			if resp.code < 200 || resp.code > 299 {
+				return nil, httpResponseError(where, name, resp)
+			}
+			if !json.Valid(resp.body) {
+				return nil, fmt.Errorf("the response from %s is not JSON (status %d, %d bytes)", r.url.Redacted(), resp.code, len(resp.body))
+			}
+			body := resp.body
+			return func(L *lua.LState) []lua.LValue {
+				v, err := stdlib.DecodeJSON(L, body)
+				if err != nil {
+					L.RaiseError("%s: decoding the response: %v", name, err)
+				}
+				return []lua.LValue{v}
+			}, nil
+		}
+	}
+
+	install(L, hc, "http_client.", []hostFunc{
+		{"get_json", true, func(a *hostArgs) runFunc {
+			r := &httpRequest{method: http.MethodGet, url: a.url(1), header: a.headers(3)}
+			a.query(r.url, 2)
+			return jsonCall(a, r)
+		}},
+		{"post_json_get_json", true, func(a *hostArgs) runFunc {
+			r := &httpRequest{method: http.MethodPost, url: a.url(1), body: a.jsonBody(2), header: a.headers(3)}
+			r.header.Set("Content-Type", "application/json")
+			return jsonCall(a, r)
+		}},
+		{"put_json", true, func(a *hostArgs) runFunc {
+			r := &httpRequest{method: http.MethodPut, url: a.url(1), body: a.jsonBody(2), header: a.headers(4)}
+			a.query(r.url, 3)
+			r.header.Set("Content-Type", "application/json")
+			return jsonCall(a, r)
+		}},
+		{"request", true, func(a *hostArgs) runFunc {
+			method := strings.ToUpper(a.str(1, "method"))
+			if method == "" || strings.ContainsAny(method, " \t\r\n") {
+				a.fail("bad argument #1 (method): %q is not an HTTP method", method)
+			}
+			r := &httpRequest{method: method, url: a.url(2), header: http.Header{}}
+			switch opts := a.L.Get(3).(type) {
+			case *lua.LNilType:
+			case *lua.LTable:
+				r.header = a.headerTable(opts.RawGetString("headers"), "options.headers")
+				switch b := opts.RawGetString("body").(type) {
+				case *lua.LNilType:
+				case lua.LString:
+					r.body = []byte(b)
+				default:
+					a.fail("bad argument #3 (options.body): string expected, got %s (use json.encode for JSON)", b.Type().String())
+				}
+			default:
+				a.badArg(3, "options", "table {headers=, body=}", opts)
+			}
+			return func(ctx context.Context) (luaapi.Result, error) {
+				resp, err := doHTTP(ctx, client, r)
+				if err != nil {
+					return nil, err
+				}
+				return func(L *lua.LState) []lua.LValue {
+					t := L.CreateTable(0, 3)
+					t.RawSetString("code", lua.LNumber(resp.code))
+					t.RawSetString("headers", headersToLua(L, resp.header))
+					t.RawSetString("body", lua.LString(resp.body))
+					return []lua.LValue{t}
+				}, nil
+			}
+		}},
+	})
+}
+
+// headersToLua maps lower-case header names to their first value.
+func headersToLua(L *lua.LState, h http.Header) *lua.LTable {
+	t := L.CreateTable(0, len(h))
+	for k, vs := range h {
+		if len(vs) > 0 {
+			t.RawSetString(strings.ToLower(k), lua.LString(vs[0]))
+		}
+	}
+	return t
+}
+
+const regHTTPErrMeta = "luahost.httperrmeta"
+
+// httpResponseError is Synapse's HttpResponseException as a Lua error
+// table: {code=, msg=, body=, message=}; tostring(err) is the message.
+func httpResponseError(where, name string, resp *httpResponse) error {
+	msg := fmt.Sprintf("%s: %d %s", name, resp.code, resp.reason)
+	if where != "" {
+		msg = where + " " + msg
+	}
+	body := resp.body
+	return &luaapi.LuaError{Msg: msg, Value: func(L *lua.LState) lua.LValue {
+		t := L.CreateTable(0, 5)
+		t.RawSetString("kind", lua.LString("HttpResponseException"))
+		t.RawSetString("code", lua.LNumber(resp.code))
+		t.RawSetString("msg", lua.LString(resp.reason))
+		t.RawSetString("body", lua.LString(body))
+		t.RawSetString("message", lua.LString(msg))
+		t.Metatable = httpErrMeta(L)
+		return t
+	}}
+}
+
+func httpErrMeta(L *lua.LState) *lua.LTable {
+	if mt, ok := L.G.Registry.RawGetString(regHTTPErrMeta).(*lua.LTable); ok {
+		return mt
+	}
+	mt := L.NewTable()
+	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		L.Push(L.CheckTable(1).RawGetString("message"))
+		return 1
+	}))
+	L.G.Registry.RawSetString(regHTTPErrMeta, mt)
+	return mt
+}
+
+// url reads and checks a URL argument (absolute, http or https).
+func (a *hostArgs) url(i int) *url.URL {
+	s := a.str(i, "uri")
+	u, err := url.Parse(s)
+	if err != nil {
+		a.fail("bad argument #%d (uri): %v", i, err)
+	}
+	if err := checkScheme(u); err != nil {
+		a.fail("%v", err)
+	}
+	if u.Host == "" {
+		a.fail("bad argument #%d (uri): %q has no host", i, s)
+	}
+	return u
+}
+
+// query adds args (name = string | number | boolean | array of those) to
+// u's query string.
+func (a *hostArgs) query(u *url.URL, i int) {
+	v := a.L.Get(i)
+	if v == lua.LNil {
+		return
+	}
+	t, ok := v.(*lua.LTable)
+	if !ok {
+		a.badArg(i, "args", "table of query parameters", v)
+	}
+	q := u.Query()
+	var names []string
+	vals := map[string][]string{}
+	var bad string
+	t.ForEach(func(k, v lua.LValue) {
+		name, ok := k.(lua.LString)
+		if !ok {
+			bad = "parameter names must be strings"
+			return
+		}
+		switch v := v.(type) {
+		case lua.LString, lua.LNumber, lua.LBool:
+			vals[string(name)] = []string{v.String()}
+		case *lua.LTable:
+			for j := 1; j <= v.Len(); j++ {
+				vals[string(name)] = append(vals[string(name)], v.RawGetInt(j).String())
+			}
+		default:
+			bad = fmt.Sprintf("parameter %s: string, number or array expected, got %s", name, v.Type().String())
+			return
+		}
+		names = append(names, string(name))
+	})
+	if bad != "" {
+		a.fail("bad argument #%d (args): %s", i, bad)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, s := range vals[n] {
+			q.Add(n, s)
+		}
+	}
+	u.RawQuery = q.Encode()
+}
+
+// headers reads an optional header table argument.
+func (a *hostArgs) headers(i int) http.Header {
+	return a.headerTable(a.L.Get(i), fmt.Sprintf("#%d (headers)", i))
+}
+
+// headerTable reads {Name = "value" | {"v1", "v2"}}.
+func (a *hostArgs) headerTable(v lua.LValue, what string) http.Header {
+	h := http.Header{}
+	if v == lua.LNil {
+		return h
+	}
+	t, ok := v.(*lua.LTable)
+	if !ok {
+		a.fail("bad argument %s: table expected, got %s", what, v.Type().String())
+	}
+	var bad string
+	t.ForEach(func(k, v lua.LValue) {
+		name, ok := k.(lua.LString)
+		if !ok {
+			bad = "header names must be strings"
+			return
+		}
+		switch v := v.(type) {
+		case lua.LString, lua.LNumber:
+			h.Add(string(name), v.String())
+		case *lua.LTable:
+			for j := 1; j <= v.Len(); j++ {
+				h.Add(string(name), v.RawGetInt(j).String())
+			}
+		default:
+			bad = fmt.Sprintf("header %s: string or array expected, got %s", name, v.Type().String())
+		}
+	})
+	if bad != "" {
+		a.fail("bad argument %s: %s", what, bad)
+	}
+	return h
+}
+
+// jsonBody encodes a Lua value as the JSON request body.
+func (a *hostArgs) jsonBody(i int) []byte {
+	b, err := stdlib.EncodeJSON(a.L, a.L.Get(i), false)
+	if err != nil {
+		a.fail("bad argument #%d (body): cannot encode as JSON: %v", i, err)
+	}
+	return b
+}
