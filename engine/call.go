@@ -36,19 +36,176 @@ func (e *Engine) Call(ctx context.Context, name string, rawArgs []json.RawMessag
 // semantic runs one callback across modules with its combine rule.
 type semantic func(e *Engine, ctx context.Context, cb *luaapi.Callback, args []any) (any, error)
 
-// semantics maps callback IDs to their combine rules. Adding a callback is
-// one catalogue entry plus one line here.
-var semantics = map[string]semantic{}
+// semantics maps callback IDs to the typed invoker that combines every
+// module's answer. Adding a callback is one catalogue entry plus one line
+// here (and its typed method).
+var semantics = map[string]semantic{
+	"spam_checker.should_drop_federated_event": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.ShouldDropFederatedEvent(ctx, a[0].(*Event))
+	},
+	"spam_checker.federated_user_may_invite": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.FederatedUserMayInvite(ctx, a[0].(*Event))
+	},
+	"spam_checker.check_username_for_spam": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.CheckUsernameForSpam(ctx, a[0].(map[string]any), a[1].(string))
+	},
+	"spam_checker.check_registration_for_spam": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.checkRegistration(ctx, a)
+	},
+	"spam_checker.check_media_file_for_spam": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		// From the CLI the file argument is its content as a JSON string.
+		content, _ := a[0].(string)
+		return e.CheckMediaFileForSpam(ctx, func() ([]byte, error) { return []byte(content), nil }, a[1].(map[string]any))
+	},
+	"third_party_rules.check_event_allowed": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		ok, repl, err := e.CheckEventAllowed(ctx, a[0].(*Event), a[1].(StateMap))
+		return CheckEventAllowedResult{Allowed: ok, Replacement: repl}, err
+	},
+	"third_party_rules.on_create_room": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		var req Requester
+		if err := remarshal(a[0], &req); err != nil {
+			return nil, fmt.Errorf("requester: %w", err)
+		}
+		return e.OnCreateRoom(ctx, &req, a[1].(map[string]any), a[2].(bool))
+	},
+	"third_party_rules.check_threepid_can_be_invited": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.CheckThreepidCanBeInvited(ctx, a[0].(string), a[1].(string), a[2].(StateMap))
+	},
+	"third_party_rules.check_visibility_can_be_modified": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.CheckVisibilityCanBeModified(ctx, a[0].(string), a[1].(StateMap), a[2].(string))
+	},
+	"third_party_rules.check_can_shutdown_room": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.CheckCanShutdownRoom(ctx, str(a[0]), a[1].(string))
+	},
+	"third_party_rules.check_can_deactivate_user": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.CheckCanDeactivateUser(ctx, a[0].(string), a[1].(bool))
+	},
+	"presence_router.get_users_for_states": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		var states []PresenceState
+		if err := remarshal(a[0], &states); err != nil {
+			return nil, fmt.Errorf("state_updates: %w", err)
+		}
+		return e.GetUsersForStates(ctx, states)
+	},
+	"presence_router.get_interested_users": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.GetInterestedUsers(ctx, a[0].(string))
+	},
+	"account_validity.is_user_expired": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		expired, decided, err := e.IsUserExpired(ctx, a[0].(string))
+		if !decided {
+			return nil, err
+		}
+		return expired, err
+	},
+	"password_auth_provider.auth_checkers": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		res, err := e.CheckAuth(ctx, a[0].(string), a[1].(string), a[2].(map[string]any))
+		if res == nil {
+			return nil, err
+		}
+		return res, err
+	},
+	"password_auth_provider.check_3pid_auth": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		res, err := e.Check3PIDAuth(ctx, a[0].(string), a[1].(string), a[2].(string))
+		if res == nil {
+			return nil, err
+		}
+		return res, err
+	},
+	"password_auth_provider.get_username_for_registration": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return optString(e.GetUsernameForRegistration(ctx, a[0].(map[string]any), a[1].(map[string]any)))
+	},
+	"password_auth_provider.get_displayname_for_registration": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return optString(e.GetDisplaynameForRegistration(ctx, a[0].(map[string]any), a[1].(map[string]any)))
+	},
+	"password_auth_provider.is_3pid_allowed": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.Is3PIDAllowed(ctx, a[0].(string), a[1].(string), a[2].(bool))
+	},
+	"background_update_controller.on_update": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		u, err := e.OnUpdate(ctx, a[0].(string), a[1].(string), a[2].(bool))
+		if u == nil {
+			return nil, err
+		}
+		if err == nil {
+			err = u.Done(ctx)
+		}
+		return u, err
+	},
+	"background_update_controller.default_batch_size": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.DefaultBatchSize(ctx, a[0].(string), a[1].(string))
+	},
+	"background_update_controller.min_batch_size": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.MinBatchSize(ctx, a[0].(string), a[1].(string))
+	},
+	"add_extra_fields_to_unsigned_client_event.add_field_to_unsigned_callback": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.AddFieldsToUnsigned(ctx, a[0].(*Event))
+	},
+	"media_repository.get_media_config_for_user": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		m, err := e.GetMediaConfigForUser(ctx, a[0].(string))
+		if m == nil {
+			return nil, err
+		}
+		return m, err
+	},
+	"media_repository.is_user_allowed_to_upload_media_of_size": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		return e.IsUserAllowedToUploadMediaOfSize(ctx, a[0].(string), int64(a[1].(float64)))
+	},
+	"media_repository.get_media_upload_limits_for_user": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		l, err := e.GetMediaUploadLimitsForUser(ctx, a[0].(string))
+		if l == nil {
+			return nil, err
+		}
+		return l, err
+	},
+	"ratelimit.get_ratelimit_override_for_user": func(e *Engine, ctx context.Context, _ *luaapi.Callback, a []any) (any, error) {
+		o, err := e.GetRatelimitOverrideForUser(ctx, a[0].(string), a[1].(string))
+		if o == nil {
+			return nil, err
+		}
+		return o, err
+	},
+}
 
 func init() {
 	for name := range spamLegacy {
 		semantics["spam_checker."+name] = spamSemantic
+	}
+	// Notifications: every module runs; the CLI prints null.
+	for _, cat := range luaapi.Catalogue {
+		for _, cb := range cat.Callbacks {
+			if cb.Notify {
+				semantics[cb.ID()] = func(e *Engine, ctx context.Context, cb *luaapi.Callback, a []any) (any, error) {
+					return nil, e.notify(ctx, cb.ID(), a...)
+				}
+			}
+		}
 	}
 }
 
 func spamSemantic(e *Engine, ctx context.Context, cb *luaapi.Callback, args []any) (any, error) {
 	return e.spamCheck(ctx, cb, luaArgs(args))
 }
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func optString(s string, ok bool, err error) (any, error) {
+	if !ok {
+		return nil, err
+	}
+	return s, err
+}
+
+func remarshal(in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // luaArgs converts decoded arguments on the loop goroutine.
 func luaArgs(args []any) func(*lua.LState) []lua.LValue {

@@ -9,10 +9,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +50,14 @@ type Engine struct {
 	closed bool
 
 	snap atomic.Pointer[snapshot]
+
+	// httpClient serves api.http_client for every module (SSRF-guarded).
+	httpClient *http.Client
+
+	notifications chan func()
+	notifierDone  chan struct{}
+	dropped       atomic.Uint64
+	lastDropLog   atomic.Int64
 }
 
 // snapshot is an immutable view of the loaded modules that invokers read
@@ -76,9 +87,13 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	if e.fsys == nil {
 		e.fsys = os.DirFS(cfg.Dir)
 	}
+	e.httpClient = newHTTPClient(parseAllowlist(cfg.HTTPClient.IPRangeAllowlist, e.log))
 	gens, errs := e.loadAll(ctx, cfg.Modules)
+	gens, cerrs := e.checkConflicts(gens, nil)
+	errs = append(errs, cerrs...)
 	e.gens = gens
 	e.publish()
+	e.startNotifier()
 	if len(errs) > 0 {
 		return e, errs
 	}
@@ -115,12 +130,78 @@ func (e *Engine) loadAll(ctx context.Context, mcs []ModuleConfig) ([]*generation
 
 func (e *Engine) publish() {
 	s := &snapshot{gens: e.gens, callbacks: map[*luaapi.Callback][]binding{}}
+	controller := ""
 	for _, g := range e.gens {
 		for _, r := range g.regs {
+			if r.Callback.Category == "background_update_controller" {
+				// Only the first registering module controls updates.
+				if controller == "" {
+					controller = g.cfg.Name
+				} else if controller != g.cfg.Name {
+					e.log.Warn("a background update controller is already registered; ignoring this one",
+						"module", g.cfg.Name, "controller", controller)
+					continue
+				}
+			}
 			s.callbacks[r.Callback] = append(s.callbacks[r.Callback], binding{gen: g, reg: r})
 		}
 	}
 	e.snap.Store(s)
+}
+
+// checkConflicts refuses a module that declares a login type another
+// module (earlier in the config, or already running) declares with
+// different fields: the homeserver could not tell clients which fields to
+// send. The refused module is closed and reported.
+func (e *Engine) checkConflicts(gens, running []*generation) ([]*generation, LoadErrors) {
+	type decl struct {
+		module string
+		fields []string
+	}
+	seen := map[string]decl{}
+	for _, g := range running {
+		for _, r := range g.regs {
+			if r.LoginType != "" {
+				seen[r.LoginType] = decl{g.cfg.Name, r.Fields}
+			}
+		}
+	}
+	var kept []*generation
+	var errs LoadErrors
+	for _, g := range gens {
+		var conflict error
+		for _, r := range g.regs {
+			if r.LoginType == "" {
+				continue
+			}
+			if d, ok := seen[r.LoginType]; ok && d.module != g.cfg.Name && !sameFields(d.fields, r.Fields) {
+				conflict = fmt.Errorf("login type %q is already declared by module %q with fields [%s]; this module declares [%s]",
+					r.LoginType, d.module, strings.Join(d.fields, ", "), strings.Join(r.Fields, ", "))
+				break
+			}
+		}
+		if conflict != nil {
+			errs = append(errs, &LoadError{Module: g.cfg.Name, Err: conflict})
+			e.retire(g)
+			continue
+		}
+		for _, r := range g.regs {
+			if r.LoginType != "" {
+				if _, ok := seen[r.LoginType]; !ok {
+					seen[r.LoginType] = decl{g.cfg.Name, r.Fields}
+				}
+			}
+		}
+		kept = append(kept, g)
+	}
+	return kept, errs
+}
+
+func sameFields(a, b []string) bool {
+	a, b = append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(a)
+	sort.Strings(b)
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
 }
 
 // Close retires every module: in-flight calls finish, then on_close
@@ -132,6 +213,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.stopNotifier()
 	e.snap.Store(&snapshot{callbacks: map[*luaapi.Callback][]binding{}})
 	for _, g := range e.gens {
 		e.retire(g)
@@ -142,8 +224,7 @@ func (e *Engine) Close() error {
 
 // retire runs a generation's on_close callbacks and closes its runtime.
 func (e *Engine) retire(g *generation) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
-	defer cancel()
+	ctx := context.Background()
 	var fns []int
 	done := make(chan struct{})
 	if g.rt.post(func() {
@@ -155,7 +236,7 @@ func (e *Engine) retire(g *generation) {
 		<-done
 	}
 	for _, i := range fns {
-		err := g.rt.invoke(&call{ctx: ctx, what: "on_close", done: make(chan error, 1), timeout: g.cfg.Timeout,
+		err := g.rt.invoke(ctx, call{what: "on_close", timeout: g.cfg.Timeout,
 			resolve: func(*lua.LState) *lua.LFunction { return g.api.OnClose[i] }, args: noArgs})
 		if err != nil {
 			e.log.Error("on_close failed", "module", g.cfg.Name, "err", err)
@@ -221,10 +302,7 @@ func (e *Engine) Paths() []string {
 // invokeBinding calls one module's registered function.
 func (e *Engine) invokeBinding(ctx context.Context, b binding, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
 	g := b.gen
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
-	defer cancel()
-	return g.rt.invoke(&call{ctx: ctx, what: b.reg.Callback.Name, fn: b.reg.Fn, args: args, ret: ret,
-		done: make(chan error, 1), timeout: g.cfg.Timeout})
+	return g.rt.invoke(ctx, call{what: b.reg.Callback.Name, fn: b.reg.Fn, args: args, ret: ret, timeout: g.cfg.Timeout})
 }
 
 // logScriptError logs a callback error with its traceback.

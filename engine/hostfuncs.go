@@ -294,7 +294,7 @@ type hostArgs struct {
 
 // where is the calling script position ("spam.lua:12:"), as HostFunction
 // records it: level 1 is the host-call wrapper, level 2 its caller.
-func (a *hostArgs) where() string { return a.L.Where(2) }
+func (a *hostArgs) where() string { return luaapi.ScriptWhere(a.L) }
 
 // fail raises "<file>:<line>: <name>: <msg>" in the script.
 func (a *hostArgs) fail(format string, args ...any) {

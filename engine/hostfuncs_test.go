@@ -556,7 +556,7 @@ func TestHTTPClient(t *testing.T) {
     eq(err.message, tostring(err), "err.message")`},
 		{name: "non-2xx uncaught", top: allow, lua: `
     api.http_client.post_json_get_json(config.url .. "/missing", {})`,
-			wantErr: "error object: t.lua:8: http_client.post_json_get_json: 404 Not Found"},
+			wantErr: `module "t" (t.lua:8): check_event_for_spam: http_client.post_json_get_json: 404 Not Found`},
 		{name: "oversize body", top: allow, lua: `
     api.http_client.request("GET", config.url .. "/big")`,
 			wantErr: "http_client.request: response body is larger than 10 MiB"},

@@ -11,14 +11,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-	"weak"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -178,34 +175,6 @@ func checkScheme(u *url.URL) error {
 	return fmt.Errorf("refusing %q: only http and https URLs are allowed", u.Redacted())
 }
 
-// httpClients holds one client per engine without keeping engines alive
-// (Engine has no field for it; the entry goes when the engine is
-// collected), so the allowlist is parsed once per engine.
-var httpClients struct {
-	sync.Mutex
-	m map[weak.Pointer[Engine]]*http.Client
-}
-
-func (e *Engine) httpClient() *http.Client {
-	key := weak.Make(e)
-	httpClients.Lock()
-	defer httpClients.Unlock()
-	if c, ok := httpClients.m[key]; ok {
-		return c
-	}
-	if httpClients.m == nil {
-		httpClients.m = map[weak.Pointer[Engine]]*http.Client{}
-	}
-	c := newHTTPClient(parseAllowlist(e.cfg.HTTPClient.IPRangeAllowlist, e.log))
-	httpClients.m[key] = c
-	goruntime.AddCleanup(e, func(k weak.Pointer[Engine]) {
-		httpClients.Lock()
-		delete(httpClients.m, k)
-		httpClients.Unlock()
-	}, key)
-	return c
-}
-
 // httpRequest is an outbound request, built on the owner goroutine.
 type httpRequest struct {
 	method string
@@ -262,7 +231,7 @@ func doHTTP(ctx context.Context, c *http.Client, r *httpRequest) (*httpResponse,
 
 // installHTTPClient adds api.http_client.
 func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
-	client := e.httpClient()
+	client := e.httpClient
 	hc := L.NewTable()
 	api.RawSetString("http_client", hc)
 

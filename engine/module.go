@@ -51,7 +51,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	g := &generation{cfg: mc, api: api, seq: seq, files: []string{mc.Module}}
 	e.installHostFunctions(L, api, mc)
 	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
-		Env:    &stdlib.Env{Module: mc.Name, Logger: log},
+		Env:    &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
 		OnFile: func(p string) { g.files = append(g.files, p) }}
 	ld.Install(L)
 	L.G.Global.RawSetString("print", L.NewFunction(func(L *lua.LState) int {
@@ -65,11 +65,8 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	chunk := L.NewFunctionFromProto(proto)
 	g.rt = newRuntime(L, mc.Name, mc.Module, log)
 
-	ctx, cancel := context.WithTimeout(ctx, mc.InitTimeout)
-	defer cancel()
 	run := func(what string, resolve func(*lua.LState) *lua.LFunction, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
-		return g.rt.invoke(&call{ctx: ctx, what: what, resolve: resolve, args: args, ret: ret,
-			done: make(chan error, 1), timeout: mc.InitTimeout})
+		return g.rt.invoke(ctx, call{what: what, resolve: resolve, args: args, ret: ret, timeout: mc.InitTimeout})
 	}
 
 	var modTable *lua.LTable
@@ -151,6 +148,10 @@ type LoadError struct {
 }
 
 func (e *LoadError) Error() string {
+	var se *ScriptError
+	if errors.As(e.Err, &se) && e.File == "" {
+		return se.Error() // already names the module and the line
+	}
 	if e.File != "" && e.Line > 0 {
 		return fmt.Sprintf("%s:%d: module %q: %v", e.File, e.Line, e.Module, e.Err)
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -20,47 +22,105 @@ import (
 // goroutine touches the state: every other goroutine hands it work with
 // post or invoke. Each invocation runs in a coroutine taken from a pool of
 // reusable workers (a fresh coroutine costs 4-44 µs, resuming one ~0.4 µs)
-// with the invocation's context as its deadline. A host call yields the
-// coroutine; its Go work runs on another goroutine and posts the resume
-// back to the loop, so the module serves other calls meanwhile.
+// under the invocation's deadline. A host call yields the coroutine; its
+// Go work runs on another goroutine and posts the resume back to the loop,
+// so the module serves other calls meanwhile.
+//
+// Deadlines: a context per call with its own timer costs ~1 µs, as much as
+// the rest of a callback. Instead the worker coroutines share the
+// runtime's loop context, and the process-wide watchdog cancels it when
+// the call that is running on the loop passes its deadline; the loop then
+// starts a fresh loop context. A parked call (waiting on a host call) is
+// not running: its host work gets a real context with the call's deadline.
 type runtime struct {
 	L      *lua.LState
 	module string
 	file   string
 	log    *slog.Logger
 
-	jobs    chan func()
-	stop    chan struct{}
+	jobs    chan job
+	mu      sync.RWMutex // guards closed against post
+	closed  bool
 	stopped chan struct{}
 	once    sync.Once
+
+	ctx atomic.Pointer[loopCtx]
+	// running is the call on the loop right now (nil when idle), for the
+	// watchdog; wdmu orders its check against the loop's changes.
+	wdmu     sync.Mutex
+	running  *call
+	deadline time.Time
 
 	// Loop-goroutine only:
 	loop *lua.LFunction
 	idle []*worker
-	// pending counts host calls in flight (their goroutines); Close waits.
+	// pending counts host calls in flight (their goroutines); close waits.
 	pending sync.WaitGroup
+}
+
+type job struct {
+	c *call
+	f func()
 }
 
 type worker struct {
 	th      *lua.LState
+	ctx     *loopCtx
 	started bool
 }
 
 // call is one invocation of a Lua function.
 type call struct {
-	ctx  context.Context
-	what string // callback or handler name, for errors
-	fn   *lua.LFunction
+	parent context.Context // the caller's context (cancellation)
+	what   string          // callback or handler name, for errors
+	fn     *lua.LFunction
 	// resolve, when fn is nil, finds the function on the loop goroutine;
 	// a nil result skips the call.
 	resolve func(L *lua.LState) *lua.LFunction
 	// args builds the arguments on the loop goroutine.
 	args func(L *lua.LState) []lua.LValue
 	// ret reads the results on the loop goroutine (nil: ignore them).
-	ret  func(L *lua.LState, rets []lua.LValue) error
-	done chan error
-	// timeout is the deadline's length, for the error message.
-	timeout time.Duration
+	ret func(L *lua.LState, rets []lua.LValue) error
+	// timeout is the call's deadline from when it is queued.
+	timeout  time.Duration
+	deadline time.Time
+	done     chan error
+	// claim decides who finishes the call, exactly once: the loop, the
+	// caller whose context ended, or the deadline timer of a parked call.
+	claim int32
+	// parked is set (on the loop) once the call waited on a host call; such
+	// a call may be finished late by its timer and is never pooled.
+	parked bool
+	timer  *time.Timer
+}
+
+const (
+	claimLoop   = 1
+	claimCaller = 2
+)
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan error, 1)} }}
+
+// loopCtx is the context the worker coroutines run under. The watchdog
+// cancels it to interrupt the running call.
+type loopCtx struct {
+	done chan struct{}
+	once sync.Once
+}
+
+func newLoopCtx() *loopCtx { return &loopCtx{done: make(chan struct{})} }
+
+func (c *loopCtx) cancel()                     { c.once.Do(func() { close(c.done) }) }
+func (c *loopCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *loopCtx) Done() <-chan struct{}       { return c.done }
+func (c *loopCtx) Value(any) any               { return nil }
+func (c *loopCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
 
 func newRuntime(L *lua.LState, module, file string, log *slog.Logger) *runtime {
@@ -69,11 +129,12 @@ func newRuntime(L *lua.LState, module, file string, log *slog.Logger) *runtime {
 		module:  module,
 		file:    file,
 		log:     log,
-		jobs:    make(chan func(), 64),
-		stop:    make(chan struct{}),
+		jobs:    make(chan job, 64),
 		stopped: make(chan struct{}),
 	}
+	r.ctx.Store(newLoopCtx())
 	r.loop, _ = luaapi.WorkerLoop(L)
+	watch.add(r)
 	go r.run()
 	return r
 }
@@ -81,40 +142,66 @@ func newRuntime(L *lua.LState, module, file string, log *slog.Logger) *runtime {
 func (r *runtime) run() {
 	defer close(r.stopped)
 	for {
-		select {
-		case job := <-r.jobs:
-			job()
-		case <-r.stop:
-			// Drain work already queued so no caller waits forever.
-			for {
-				select {
-				case job := <-r.jobs:
-					job()
-				default:
-					r.L.Close()
-					return
-				}
-			}
+		j, ok := r.next()
+		if !ok {
+			r.L.Close()
+			return
+		}
+		if j.c != nil {
+			r.start(j.c)
+		} else {
+			j.f()
 		}
 	}
+}
+
+// spinRounds is how many times a goroutine yields the processor while it
+// waits for a hand-off before it parks. Waking a parked goroutine costs
+// ~1 µs of futex calls, as much as a whole callback; under load the next
+// job or result usually arrives within a few yields.
+const spinRounds = 40
+
+// next returns the next job, spinning briefly before blocking.
+func (r *runtime) next() (job, bool) {
+	for i := 0; i < spinRounds; i++ {
+		select {
+		case j, ok := <-r.jobs:
+			return j, ok
+		default:
+			goruntime.Gosched()
+		}
+	}
+	j, ok := <-r.jobs
+	return j, ok
+}
+
+// wait receives a call's outcome, spinning briefly before blocking.
+func wait(done chan error) error {
+	for i := 0; i < spinRounds; i++ {
+		select {
+		case err := <-done:
+			return err
+		default:
+			goruntime.Gosched()
+		}
+	}
+	return <-done
 }
 
 var errClosed = errors.New("module is closed")
 
 // post queues f to run on the loop goroutine. Safe from any goroutine; it
 // reports false when the runtime has stopped.
-func (r *runtime) post(f func()) bool {
-	select {
-	case <-r.stop:
-		return false
-	default:
-	}
-	select {
-	case r.jobs <- f:
-		return true
-	case <-r.stop:
+func (r *runtime) post(f func()) bool { return r.enqueue(job{f: f}) }
+
+func (r *runtime) enqueue(j job) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
 		return false
 	}
+	r.jobs <- j
+	return true
 }
 
 // close stops the loop after host calls in flight have returned, and
@@ -122,30 +209,47 @@ func (r *runtime) post(f func()) bool {
 func (r *runtime) close() {
 	r.once.Do(func() {
 		r.pending.Wait()
-		close(r.stop)
+		r.mu.Lock()
+		r.closed = true
+		close(r.jobs)
+		r.mu.Unlock()
 		<-r.stopped
+		watch.remove(r)
 	})
 }
 
-// invoke runs c on the loop goroutine and waits for its result or its
-// deadline. Safe from any goroutine except the loop.
-func (r *runtime) invoke(c *call) error {
-	if !r.post(func() { r.start(c) }) {
+// invoke runs spec on the loop goroutine and waits for its result. Safe
+// from any goroutine except the loop.
+func (r *runtime) invoke(ctx context.Context, spec call) error {
+	c := callPool.Get().(*call)
+	done := c.done
+	*c = spec
+	c.done = done
+	c.parent = ctx
+	c.deadline = time.Now().Add(spec.timeout)
+	if !r.enqueue(job{c: c}) {
 		return errClosed
 	}
-	select {
-	case err := <-c.done:
-		return err
-	case <-c.ctx.Done():
-		// The loop notices the deadline itself within ~0.1 ms and reports
-		// where the script was; wait briefly for that better message.
+	var err error
+	if cancel := ctx.Done(); cancel == nil {
+		err = wait(c.done)
+	} else {
 		select {
-		case err := <-c.done:
-			return err
-		case <-time.After(50 * time.Millisecond):
-			return r.timeoutError(c, "")
+		case err = <-c.done:
+		case <-cancel:
+			if atomic.CompareAndSwapInt32(&c.claim, 0, claimCaller) {
+				// The loop may still hold c: never reuse it.
+				return fmt.Errorf("module %q: %s: %w", r.module, spec.what, ctx.Err())
+			}
+			err = <-c.done
 		}
 	}
+	if c.parked {
+		return err // a late resume may still look at it
+	}
+	*c = call{done: c.done}
+	callPool.Put(c)
+	return err
 }
 
 func (r *runtime) take() *worker {
@@ -163,33 +267,78 @@ func (r *runtime) retire(w *worker) {
 	luaapi.MarkEngineThread(r.L, w.th, false)
 }
 
+// begin marks c as running on the loop for the watchdog and gives w the
+// current loop context. Loop goroutine only.
+func (r *runtime) begin(c *call, w *worker) {
+	ctx := r.ctx.Load()
+	if ctx.Err() != nil { // an earlier call was interrupted
+		ctx = newLoopCtx()
+		r.ctx.Store(ctx)
+	}
+	if w.ctx != ctx {
+		w.th.SetContext(ctx)
+		w.ctx = ctx
+	}
+	r.wdmu.Lock()
+	r.running, r.deadline = c, c.deadline
+	r.wdmu.Unlock()
+}
+
+// end clears the running call. Loop goroutine only.
+func (r *runtime) end() {
+	r.wdmu.Lock()
+	r.running = nil
+	r.wdmu.Unlock()
+}
+
+// interrupt cancels the loop context if the call running is past its
+// deadline. Called by the watchdog.
+func (r *runtime) interrupt(now time.Time) {
+	r.wdmu.Lock()
+	if r.running != nil && now.After(r.deadline) {
+		r.ctx.Load().cancel()
+	}
+	r.wdmu.Unlock()
+}
+
+// finish sends a call's outcome unless the caller or the deadline timer
+// already finished it. Loop goroutine only.
+func (c *call) finish(err error) {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if atomic.CompareAndSwapInt32(&c.claim, 0, claimLoop) {
+		c.done <- err
+	}
+}
+
 // start begins c on a worker coroutine. Loop goroutine only.
 func (r *runtime) start(c *call) {
-	if err := c.ctx.Err(); err != nil {
-		c.done <- r.timeoutError(c, "")
+	if time.Now().After(c.deadline) {
+		c.finish(r.timeoutError(c, ""))
 		return
 	}
 	if c.fn == nil {
 		if err := guard(func() { c.fn = c.resolve(r.L) }); err != nil {
-			c.done <- r.wrap(c, err)
+			c.finish(r.wrap(c, err))
 			return
 		}
 		if c.fn == nil {
-			c.done <- nil
+			c.finish(nil)
 			return
 		}
 	}
 	w := r.take()
-	w.th.SetContext(c.ctx)
 	var args []lua.LValue
 	if err := guard(func() { args = c.args(r.L) }); err != nil {
 		r.idle = append(r.idle, w)
-		c.done <- r.wrap(c, err)
+		c.finish(r.wrap(c, err))
 		return
 	}
 	vals := make([]lua.LValue, 0, len(args)+1)
 	vals = append(vals, c.fn)
 	vals = append(vals, args...)
+	r.begin(c, w)
 	var st lua.ResumeState
 	var err error
 	var rets []lua.LValue
@@ -199,6 +348,7 @@ func (r *runtime) start(c *call) {
 		w.started = true
 		st, err, rets = luaapi.ResumeGuarded(r.L, w.th, r.loop, vals)
 	}
+	r.end()
 	r.step(c, w, st, err, rets)
 }
 
@@ -206,21 +356,26 @@ func (r *runtime) start(c *call) {
 func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets []lua.LValue) {
 	if st == lua.ResumeError {
 		r.retire(w)
-		c.done <- r.scriptError(c, w.th, err)
+		c.finish(r.scriptError(c, w.th, err))
 		return
 	}
 	if st == lua.ResumeOK || len(rets) == 0 {
 		// The worker loop never returns; a coroutine that did is unusable.
 		r.retire(w)
-		c.done <- fmt.Errorf("module %q: %s: worker coroutine ended unexpectedly", r.module, c.what)
+		c.finish(fmt.Errorf("module %q: %s: worker coroutine ended unexpectedly", r.module, c.what))
 		return
 	}
 	if luaapi.IsDone(rets[0]) {
-		w.th.RemoveContext()
 		if len(r.idle) < 256 {
 			r.idle = append(r.idle, w)
 		} else {
 			r.retire(w)
+		}
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		if !atomic.CompareAndSwapInt32(&c.claim, 0, claimLoop) {
+			return // the caller gave up: its variables are not ours to set
 		}
 		var rerr error
 		if c.ret != nil {
@@ -234,42 +389,116 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 	hc, ok := luaapi.HostCallOf(rets[0])
 	if !ok {
 		r.retire(w)
-		c.done <- fmt.Errorf("module %q (%s): %s: coroutine.yield called outside a coroutine", r.module, r.file, c.what)
+		c.finish(fmt.Errorf("module %q (%s): %s: coroutine.yield called outside a coroutine", r.module, r.file, c.what))
 		return
+	}
+	// The caller must get its answer at the deadline even if the host
+	// ignores its context: a timer finishes the call then.
+	if !c.parked {
+		c.parked = true
+		c.timer = time.AfterFunc(time.Until(c.deadline), func() {
+			if atomic.CompareAndSwapInt32(&c.claim, 0, claimCaller) {
+				c.done <- r.timeoutError(c, hc.Where)
+			}
+		})
 	}
 	r.pending.Add(1)
 	go func() {
 		defer r.pending.Done()
+		hctx, cancel := context.WithDeadline(c.parent, c.deadline)
 		var res luaapi.Result
 		herr := guard(func() {
 			var err error
-			res, err = hc.Run(c.ctx)
+			res, err = hc.Run(hctx)
 			if err != nil {
 				panic(hostErr{err})
 			}
 		})
+		cancel()
 		if he, ok := herr.(hostErr); ok {
 			herr = he.err
 		}
 		posted := r.post(func() {
-			if c.ctx.Err() != nil {
-				// The caller has given up: abandon the coroutine and drop
-				// the late result.
+			if time.Now().After(c.deadline) || c.parent.Err() != nil {
+				// Past the deadline: abandon the coroutine, drop the late
+				// result.
 				r.retire(w)
-				c.done <- r.timeoutError(c, hc.Where)
+				c.finish(r.timeoutError(c, hc.Where))
 				return
 			}
 			var vals []lua.LValue
 			if err := guard(func() { vals = luaapi.ResumeValues(r.L, hc, res, herr) }); err != nil {
 				vals = []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %v", hc.Where, hc.Name, err))}
 			}
+			r.begin(c, w)
 			st, err, rets := luaapi.ResumeGuarded(r.L, w.th, nil, vals)
+			r.end()
 			r.step(c, w, st, err, rets)
 		})
 		if !posted {
-			c.done <- errClosed
+			c.finish(errClosed)
 		}
 	}()
+}
+
+// watch is the process-wide watchdog: every few milliseconds it
+// interrupts calls running past their deadline. It runs only while some
+// runtime exists, so no goroutine outlives the last Close.
+var watch watchdog
+
+const watchInterval = 5 * time.Millisecond
+
+type watchdog struct {
+	mu   sync.Mutex
+	rts  map[*runtime]struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (w *watchdog) add(r *runtime) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.rts == nil {
+		w.rts = map[*runtime]struct{}{}
+	}
+	w.rts[r] = struct{}{}
+	if w.stop == nil {
+		w.stop, w.done = make(chan struct{}), make(chan struct{})
+		go w.run(w.stop, w.done)
+	}
+}
+
+func (w *watchdog) remove(r *runtime) {
+	w.mu.Lock()
+	delete(w.rts, r)
+	var stop, done chan struct{}
+	if len(w.rts) == 0 && w.stop != nil {
+		stop, done = w.stop, w.done
+		w.stop, w.done = nil, nil
+	}
+	w.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+}
+
+func (w *watchdog) run(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			w.mu.Lock()
+			for r := range w.rts {
+				r.interrupt(now)
+			}
+			w.mu.Unlock()
+		}
+	}
 }
 
 type hostErr struct{ err error }
@@ -345,7 +574,16 @@ func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
 	} else {
 		msg := lua.LVAsString(val)
 		if val.Type() == lua.LTTable || val.Type() == lua.LTUserData {
-			msg = "error object: " + luaToString(r.L, val)
+			msg = luaToString(r.L, val)
+			if t, ok := val.(*lua.LTable); ok && r.L.GetMetaField(val, "__tostring") == lua.LNil {
+				if m, ok := t.RawGetString("message").(lua.LString); ok {
+					msg = string(m)
+				} else if m, ok := t.RawGetString("msg").(lua.LString); ok {
+					msg = string(m)
+				} else {
+					msg = "error object: " + msg
+				}
+			}
 		}
 		if m := posPrefix.FindStringSubmatch(msg); m != nil {
 			se.File = m[1]
@@ -353,7 +591,7 @@ func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
 			msg = msg[len(m[0]):]
 		}
 		se.Msg = msg
-		if c.ctx.Err() != nil && (strings.Contains(msg, context.DeadlineExceeded.Error()) || strings.Contains(msg, context.Canceled.Error())) {
+		if time.Now().After(c.deadline) && strings.Contains(msg, context.DeadlineExceeded.Error()) {
 			se.Timeout = true
 			se.Msg = fmt.Sprintf("timed out after %s (still running at this line)", c.timeout)
 		}

@@ -3,6 +3,7 @@ package luaapi
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -70,7 +71,7 @@ func HostFunction(L *lua.LState, name string, prepare func(L *lua.LState) *HostC
 		if err := CanYield(L); err != nil {
 			L.RaiseError("%s: %s", name, err.Error())
 		}
-		hc.Where = L.Where(2)
+		hc.Where = ScriptWhere(L)
 		ud := L.NewUserData()
 		ud.Value = hc
 		return L.Yield(ud)
@@ -120,3 +121,19 @@ type LuaError struct {
 }
 
 func (e *LuaError) Error() string { return e.Msg }
+
+// ScriptWhere is the position ("file.lua:12:") of the innermost script
+// frame calling into Go, skipping the engine's own Lua helpers (the pcall
+// and host-call wrappers, named "<string>").
+func ScriptWhere(L *lua.LState) string {
+	for level := 1; level < 16; level++ {
+		w := L.Where(level)
+		if w == "" {
+			continue
+		}
+		if !strings.HasPrefix(w, "<") {
+			return w
+		}
+	}
+	return ""
+}

@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Notifications (on_new_event, on_profile_update, ...) can be fired
+// without waiting: they go on a bounded queue that one goroutine drains
+// in order. When the queue is full the notification is dropped, counted
+// (Dropped) and logged at most once a second — never silently.
+
+// NotificationQueueSize bounds the queue of fired notifications.
+const NotificationQueueSize = 1024
+
+func (e *Engine) startNotifier() {
+	e.notifications = make(chan func(), NotificationQueueSize)
+	e.notifierDone = make(chan struct{})
+	go func() {
+		defer close(e.notifierDone)
+		for f := range e.notifications {
+			f()
+		}
+	}()
+}
+
+// stopNotifier delivers what is queued, then stops. Called with e.mu held.
+func (e *Engine) stopNotifier() {
+	close(e.notifications)
+	<-e.notifierDone
+}
+
+// Fire queues a notification callback ("third_party_rules.on_new_event",
+// ...) with Go arguments in Synapse's order and returns at once. It
+// reports false when the queue was full and the notification dropped.
+func (e *Engine) Fire(callback string, args ...any) bool {
+	cb := e.cb(callback)
+	if !e.Has(callback) {
+		return true
+	}
+	job := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_ = e.notify(ctx, cb.ID(), args...)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	select {
+	case e.notifications <- job:
+		return true
+	default:
+		n := e.dropped.Add(1)
+		now := time.Now().Unix()
+		if last := e.lastDropLog.Load(); now > last && e.lastDropLog.CompareAndSwap(last, now) {
+			e.log.Warn("notification queue full; dropping notifications", "callback", callback, "dropped_total", n)
+		}
+		return false
+	}
+}
+
+// FireOnNewEvent queues on_new_event without waiting.
+func (e *Engine) FireOnNewEvent(ev *Event, state StateMap) bool {
+	return e.Fire("third_party_rules.on_new_event", ev, state)
+}
+
+// Dropped counts notifications dropped because the queue was full.
+func (e *Engine) Dropped() uint64 { return e.dropped.Load() }

@@ -1,0 +1,2 @@
+local helpers = require("helpers_that_do_not_exist")
+return { new = function() end }

@@ -1,0 +1,3 @@
+local M = {}
+function M.init(config, api) end
+return M

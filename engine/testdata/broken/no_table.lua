@@ -1,0 +1,3 @@
+-- forgot `return M`
+local M = {}
+function M.new(config, api) end

@@ -1,0 +1,7 @@
+local M = {}
+function M.new(config, api)
+  if config.x then
+    return 1 +
+  end
+end
+return M

@@ -1,0 +1,4 @@
+local M = {}
+local t = nil
+M.limit = t.limit
+return M
