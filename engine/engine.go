@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -34,6 +36,10 @@ type Options struct {
 	Logger *slog.Logger
 	// FS is where module scripts are read; default: the config's folder.
 	FS fs.FS
+	// Store backs api.store; nil opens the one the config's storage:
+	// section names (default: bolt under data_dir). The engine closes only
+	// a store it opened.
+	Store storage.Store
 }
 
 // Engine runs the modules of one config.
@@ -53,6 +59,13 @@ type Engine struct {
 
 	// httpClient serves api.http_client for every module (SSRF-guarded).
 	httpClient *http.Client
+	// store backs api.store. Unless the embedder passed one, it is opened
+	// on first use (no data folder appears for modules that never store),
+	// and closed with the engine.
+	storeMu     sync.Mutex
+	store       storage.Store
+	ownStore    bool
+	storeClosed bool
 
 	notifications chan func()
 	notifierDone  chan struct{}
@@ -88,6 +101,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		e.fsys = os.DirFS(cfg.Dir)
 	}
 	e.httpClient = newHTTPClient(parseAllowlist(cfg.HTTPClient.IPRangeAllowlist, e.log))
+	e.store = opts.Store
 	gens, errs := e.loadAll(ctx, cfg.Modules)
 	gens, cerrs := e.checkConflicts(gens, nil)
 	errs = append(errs, cerrs...)
@@ -219,7 +233,52 @@ func (e *Engine) Close() error {
 		e.retire(g)
 	}
 	e.gens = nil
+	e.storeMu.Lock()
+	defer e.storeMu.Unlock()
+	e.storeClosed = true
+	if e.ownStore && e.store != nil {
+		return e.store.Close()
+	}
 	return nil
+}
+
+// Store returns the store behind api.store, opening it on first use.
+// Safe from any goroutine.
+func (e *Engine) Store() (storage.Store, error) {
+	e.storeMu.Lock()
+	defer e.storeMu.Unlock()
+	if e.store != nil {
+		return e.store, nil
+	}
+	if e.storeClosed {
+		return nil, storage.ErrClosed
+	}
+	st, err := storage.Open(storageConfig(e.cfg))
+	if err != nil {
+		return nil, err
+	}
+	e.store, e.ownStore = st, true
+	return st, nil
+}
+
+// storageConfig resolves the storage: section (bolt under data_dir, by
+// default a luahost-data folder beside the config file).
+func storageConfig(cfg *Config) storage.Config {
+	sc := storage.Config{Backend: cfg.Storage.Backend, URL: cfg.Storage.URL}
+	if sc.Backend == "" {
+		sc.Backend = "bolt"
+	}
+	if sc.Backend == "bolt" {
+		dir := cfg.DataDir
+		if dir == "" {
+			dir = "luahost-data"
+		}
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(cfg.Dir, dir)
+		}
+		sc.Path = storage.DefaultPath(dir)
+	}
+	return sc
 }
 
 // retire runs a generation's on_close callbacks and closes its runtime.

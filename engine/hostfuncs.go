@@ -43,6 +43,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 	presence, hasPresence := host.(luaapi.PresenceHost)
 
 	t := api.Table
+	e.installStore(L, api, mc)
 	install(L, t, "", []hostFunc{
 		{"check_user_exists", hasUsers, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
