@@ -78,6 +78,7 @@ type Engine struct {
 type snapshot struct {
 	gens      []*generation
 	callbacks map[*luaapi.Callback][]binding
+	routes    map[string]*route
 }
 
 // binding is one module's registration of a callback.
@@ -160,6 +161,7 @@ func (e *Engine) publish() {
 			s.callbacks[r.Callback] = append(s.callbacks[r.Callback], binding{gen: g, reg: r})
 		}
 	}
+	s.routes = e.buildRoutes(e.gens)
 	e.snap.Store(s)
 }
 
@@ -228,7 +230,7 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.stopNotifier()
-	e.snap.Store(&snapshot{callbacks: map[*luaapi.Callback][]binding{}})
+	e.snap.Store(&snapshot{callbacks: map[*luaapi.Callback][]binding{}, routes: map[string]*route{}})
 	for _, g := range e.gens {
 		e.retire(g)
 	}
@@ -303,6 +305,9 @@ func (e *Engine) retire(g *generation) {
 	}
 	g.rt.close()
 }
+
+// Config returns the config the engine was built from.
+func (e *Engine) Config() *Config { return e.cfg }
 
 // ModuleInfo describes a loaded module.
 type ModuleInfo struct {

@@ -44,6 +44,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 	t := api.Table
 	e.installStore(L, api, mc)
+	e.installGetUserByReq(L, api)
 	install(L, t, "", []hostFunc{
 		{"check_user_exists", hasUsers, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -27,6 +28,7 @@ type generation struct {
 	// Read-only copies made at load, safe from any goroutine:
 	regs  []luaapi.Registration
 	paths []string
+	web   []webResource
 }
 
 // loadModule compiles and runs a module: the script, parse_config and the
@@ -121,6 +123,12 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 		g.regs = append([]luaapi.Registration(nil), api.Registrations...)
 		for _, w := range api.WebResources {
 			g.paths = append(g.paths, w.Path)
+			wr := webResource{path: w.Path, handler: w.Handler}
+			if t, ok := w.Handler.(*lua.LTable); ok {
+				t.ForEach(func(k, _ lua.LValue) { wr.methods = append(wr.methods, lua.LVAsString(k)) })
+				sort.Strings(wr.methods)
+			}
+			g.web = append(g.web, wr)
 		}
 		close(done)
 	})

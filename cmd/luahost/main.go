@@ -11,8 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
@@ -177,6 +181,60 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "luahost serve: not implemented yet")
-	return 1
+	var o opts
+	fs := newFlags("serve", &o, stderr)
+	listen := fs.String("listen", "", "address to listen on (default: the config's listen:, else "+engine.DefaultListen+")")
+	var devUsers multiFlag
+	fs.Var(&devUsers, "dev-user", "create this user in the in-memory homeserver and print an access token (repeatable; @name:server or a localpart)")
+	var devAdmins multiFlag
+	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := logger(stderr, slog.LevelInfo)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	eng, host, err := load(ctx, o, log)
+	if err != nil {
+		printErr(stderr, err)
+		if eng != nil {
+			eng.Close()
+		}
+		return 1
+	}
+	defer eng.Close()
+	for _, m := range eng.Modules() {
+		log.Info("module loaded", "module", m.Name, "file", m.File,
+			"callbacks", strings.Join(m.Callbacks, ","), "paths", strings.Join(m.Paths, ","))
+	}
+	for i, u := range append(devUsers, devAdmins...) {
+		token, err := host.CreateUser(u, i >= len(devUsers))
+		if err != nil {
+			printErr(stderr, fmt.Errorf("--dev-user %s: %w", u, err))
+			return 1
+		}
+		fmt.Fprintf(stdout, "dev user %s: access token %s\n", u, token)
+	}
+	addr := *listen
+	if addr == "" {
+		addr = eng.Config().Listen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Modules()), ln.Addr())
+	if err := eng.Serve(ctx, ln, 10*time.Second); err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	log.Info("shut down")
+	return 0
 }
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

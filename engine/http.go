@@ -1,0 +1,495 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/stdlib"
+)
+
+// Web resources: modules register Lua handlers for paths; the engine's
+// http.Handler routes a request to the longest registered prefix and runs
+// the handler on the module's loop like any callback. The request reaches
+// the script as a lazy read-only object (a full table costs ~5 µs); the
+// response is copied out on the loop before anything touches the network.
+
+// MaxRequestBody caps the body a handler can receive.
+const MaxRequestBody = 10 << 20
+
+// route is one registered path.
+type route struct {
+	path    string
+	gen     *generation
+	handler lua.LValue // function or method table (loop goroutine only)
+	methods []string   // sorted methods of a method table; nil for a function
+}
+
+// buildRoutes makes the route table for a snapshot: the first module in
+// config order wins a duplicate path; later ones are logged and ignored.
+func (e *Engine) buildRoutes(gens []*generation) map[string]*route {
+	routes := map[string]*route{}
+	for _, g := range gens {
+		for _, w := range g.web {
+			if prev, dup := routes[w.path]; dup {
+				if prev.gen.cfg.Name != g.cfg.Name {
+					e.log.Warn("web resource path already registered by an earlier module; ignoring",
+						"path", w.path, "module", g.cfg.Name, "owner", prev.gen.cfg.Name)
+				}
+				continue
+			}
+			routes[w.path] = &route{path: w.path, gen: g, handler: w.handler, methods: w.methods}
+		}
+	}
+	return routes
+}
+
+// webResource is the read-only copy of a registration kept on a generation.
+type webResource struct {
+	path    string
+	handler lua.LValue
+	methods []string
+}
+
+func (s *snapshot) match(path string) (*route, string) {
+	p := path
+	for {
+		if r, ok := s.routes[p]; ok {
+			sub := strings.TrimPrefix(path, p)
+			if p == "/" {
+				sub = path
+			}
+			return r, sub
+		}
+		if p == "/" || p == "" {
+			return nil, ""
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i <= 0 {
+			p = "/"
+		} else {
+			p = p[:i]
+		}
+	}
+}
+
+// Handler serves every module's web resources. Mount it on your mux at
+// each of Paths() (or at /_synapse/client/ and other prefixes you use).
+func (e *Engine) Handler() http.Handler { return http.HandlerFunc(e.serveHTTP) }
+
+// response is a handler's answer, copied out of Lua.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func writeMatrixError(w http.ResponseWriter, status int, errcode, msg string, extra map[string]any) {
+	body := map[string]any{}
+	for k, v := range extra {
+		body[k] = v
+	}
+	body["errcode"] = errcode
+	body["error"] = msg
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	s := e.snap.Load()
+	rt, sub := s.match(req.URL.Path)
+	if rt == nil {
+		writeMatrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request", nil)
+		return
+	}
+	method := req.Method
+	if rt.methods != nil {
+		if !contains(rt.methods, method) {
+			switch {
+			case method == http.MethodHead && contains(rt.methods, http.MethodGet):
+				method = http.MethodGet
+			case method == http.MethodOptions:
+				w.Header().Set("Allow", allow(rt.methods))
+				w.WriteHeader(http.StatusNoContent)
+				return
+			default:
+				w.Header().Set("Allow", allow(rt.methods))
+				writeMatrixError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Method not allowed", nil)
+				return
+			}
+		}
+	}
+	var body []byte
+	if req.Body != nil && req.Method != http.MethodGet && req.Method != http.MethodHead {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(req.Body, MaxRequestBody+1))
+		if err != nil {
+			writeMatrixError(w, http.StatusBadRequest, "M_UNKNOWN", "Could not read the request body", nil)
+			return
+		}
+		if len(body) > MaxRequestBody {
+			writeMatrixError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large", nil)
+			return
+		}
+	}
+	rq := &requestProxy{req: req, method: method, subpath: sub, body: body}
+	var resp response
+	g := rt.gen
+	err := g.rt.invoke(req.Context(), call{
+		what:    req.Method + " " + rt.path,
+		timeout: g.cfg.Timeout,
+		resolve: func(L *lua.LState) *lua.LFunction {
+			if fn, ok := rt.handler.(*lua.LFunction); ok {
+				return fn
+			}
+			fn, _ := rt.handler.(*lua.LTable).RawGetString(method).(*lua.LFunction)
+			return fn
+		},
+		args: func(L *lua.LState) []lua.LValue { return []lua.LValue{pushRequest(L, rq)} },
+		ret: func(L *lua.LState, rets []lua.LValue) error {
+			var err error
+			resp, err = readResponse(L, first(rets))
+			return err
+		},
+	})
+	if err != nil {
+		e.writeHandlerError(w, req, err)
+		return
+	}
+	for k, vs := range resp.header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.status)
+	if req.Method != http.MethodHead {
+		w.Write(resp.body)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func allow(methods []string) string {
+	set := append([]string(nil), methods...)
+	if contains(set, http.MethodGet) && !contains(set, http.MethodHead) {
+		set = append(set, http.MethodHead)
+	}
+	if !contains(set, http.MethodOptions) {
+		set = append(set, http.MethodOptions)
+	}
+	sort.Strings(set)
+	return strings.Join(set, ", ")
+}
+
+// writeHandlerError maps a handler error to Matrix's error format: a
+// SynapseError as raised, a deadline as 504, anything else as 500 with
+// the traceback in the log only.
+func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err error) {
+	var syn *luaapi.SynapseError
+	if errors.As(err, &syn) {
+		writeMatrixError(w, syn.Code, syn.Errcode, syn.Msg, syn.Extra)
+		return
+	}
+	var se *ScriptError
+	if errors.As(err, &se) && se.Timeout {
+		e.log.Error("web handler timed out", "method", req.Method, "path", req.URL.Path, "err", err)
+		writeMatrixError(w, http.StatusGatewayTimeout, "M_UNKNOWN", "Timed out", nil)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	e.logScriptError(fmt.Sprintf("web handler failed: %s %s", req.Method, req.URL.Path), err)
+	writeMatrixError(w, http.StatusInternalServerError, "M_UNKNOWN", "Internal server error", nil)
+}
+
+// readResponse copies a handler's return value out of Lua.
+func readResponse(L *lua.LState, v lua.LValue) (response, error) {
+	r := response{status: http.StatusOK, header: http.Header{}}
+	switch v := v.(type) {
+	case *lua.LNilType:
+		return r, nil
+	case lua.LString:
+		r.header.Set("Content-Type", "text/plain; charset=utf-8")
+		r.body = []byte(v)
+		return r, nil
+	case *lua.LTable:
+		if st := v.RawGetString("status"); st != lua.LNil {
+			n, ok := st.(lua.LNumber)
+			if !ok || n < 100 || n > 599 || float64(n) != float64(int(n)) {
+				return r, fmt.Errorf("response status must be an HTTP status code, got %s", luaToString(L, st))
+			}
+			r.status = int(n)
+		}
+		if h, ok := v.RawGetString("headers").(*lua.LTable); ok {
+			h.ForEach(func(k, val lua.LValue) {
+				if t, ok := val.(*lua.LTable); ok {
+					t.ForEach(func(_, item lua.LValue) { r.header.Add(lua.LVAsString(k), lua.LVAsString(item)) })
+					return
+				}
+				r.header.Set(lua.LVAsString(k), lua.LVAsString(val))
+			})
+		}
+		if j := v.RawGetString("json"); j != lua.LNil {
+			b, err := stdlib.EncodeJSON(L, j, false)
+			if err != nil {
+				return r, fmt.Errorf("response json: %w", err)
+			}
+			r.body = b
+			if r.header.Get("Content-Type") == "" {
+				r.header.Set("Content-Type", "application/json")
+			}
+			return r, nil
+		}
+		if h, ok := v.RawGetString("html").(lua.LString); ok {
+			r.body = []byte(h)
+			if r.header.Get("Content-Type") == "" {
+				r.header.Set("Content-Type", "text/html; charset=utf-8")
+			}
+			return r, nil
+		}
+		if b := v.RawGetString("body"); b != lua.LNil {
+			s, ok := b.(lua.LString)
+			if !ok {
+				if n, isNum := b.(lua.LNumber); isNum {
+					s = lua.LString(n.String())
+				} else {
+					return r, fmt.Errorf("response body must be a string (use json = ... for tables), got %s", b.Type())
+				}
+			}
+			r.body = []byte(s)
+			if r.header.Get("Content-Type") == "" {
+				r.header.Set("Content-Type", "text/plain; charset=utf-8")
+			}
+		}
+		return r, nil
+	default:
+		return r, fmt.Errorf("a web handler must return a response table {status=, json=|html=|body=, headers=}, got %s", v.Type())
+	}
+}
+
+// requestProxy is the request a handler sees; fields are built on first
+// access and cached.
+type requestProxy struct {
+	req     *http.Request
+	method  string
+	subpath string
+	body    []byte
+
+	query, queryAll, headers lua.LValue
+	decoded                  lua.LValue
+}
+
+// MarshalJSON lets json.encode(request) show the request's surface.
+func (p *requestProxy) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"method": p.method, "path": p.req.URL.Path, "subpath": p.subpath,
+		"query": p.req.URL.Query(), "remote_addr": p.req.RemoteAddr,
+	})
+}
+
+const regRequestMeta = "luahost.requestmeta"
+
+func pushRequest(L *lua.LState, p *requestProxy) lua.LValue {
+	ud := L.NewUserData()
+	ud.Value = p
+	ud.Metatable = requestMeta(L)
+	return ud
+}
+
+func requestOf(v lua.LValue) (*requestProxy, bool) {
+	ud, ok := v.(*lua.LUserData)
+	if !ok {
+		return nil, false
+	}
+	p, ok := ud.Value.(*requestProxy)
+	return p, ok
+}
+
+func requestMeta(L *lua.LState) *lua.LTable {
+	if mt, ok := L.G.Registry.RawGetString(regRequestMeta).(*lua.LTable); ok {
+		return mt
+	}
+	check := func(L *lua.LState) *requestProxy {
+		p, ok := requestOf(L.Get(1))
+		if !ok {
+			L.ArgError(1, "request expected (use request:json(), not request.json())")
+		}
+		return p
+	}
+	jsonFn := L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		if p.decoded == nil {
+			v, err := stdlib.DecodeJSON(L, p.body)
+			if err != nil {
+				L.Error(luaapi.NewSynapseErrorValue(L, http.StatusBadRequest, "Content not JSON: "+err.Error(), "M_NOT_JSON"), 1)
+			}
+			p.decoded = v
+		}
+		L.Push(p.decoded)
+		return 1
+	})
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		switch L.CheckString(2) {
+		case "method":
+			L.Push(lua.LString(p.method))
+		case "path":
+			L.Push(lua.LString(p.req.URL.Path))
+		case "subpath":
+			L.Push(lua.LString(p.subpath))
+		case "body":
+			L.Push(lua.LString(p.body))
+		case "remote_addr":
+			L.Push(lua.LString(p.req.RemoteAddr))
+		case "json":
+			L.Push(jsonFn)
+		case "query":
+			if p.query == nil {
+				t := L.NewTable()
+				for k, vs := range p.req.URL.Query() {
+					if len(vs) > 0 {
+						t.RawSetString(k, lua.LString(vs[0]))
+					}
+				}
+				p.query = t
+			}
+			L.Push(p.query)
+		case "query_all":
+			if p.queryAll == nil {
+				t := L.NewTable()
+				for k, vs := range p.req.URL.Query() {
+					arr := stdlib.NewArray(L, len(vs))
+					for i, v := range vs {
+						arr.RawSetInt(i+1, lua.LString(v))
+					}
+					t.RawSetString(k, arr)
+				}
+				p.queryAll = t
+			}
+			L.Push(p.queryAll)
+		case "headers":
+			if p.headers == nil {
+				t := L.NewTable()
+				for k, vs := range p.req.Header {
+					if len(vs) > 0 {
+						t.RawSetString(strings.ToLower(k), lua.LString(vs[0]))
+					}
+				}
+				if p.req.Host != "" {
+					t.RawSetString("host", lua.LString(p.req.Host))
+				}
+				p.headers = t
+			}
+			L.Push(p.headers)
+		default:
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("the request is read-only")
+		return 0
+	}))
+	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		L.Push(lua.LString("request " + p.method + " " + p.req.URL.Path))
+		return 1
+	}))
+	mt.RawSetString("__metatable", lua.LString("request"))
+	L.G.Registry.RawSetString(regRequestMeta, mt)
+	return mt
+}
+
+// accessToken finds a request's access token as Synapse does: the
+// Authorization: Bearer header, else the access_token query parameter.
+func (p *requestProxy) accessToken() string {
+	if h := p.req.Header.Get("Authorization"); h != "" {
+		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(tok)
+		}
+	}
+	return p.req.URL.Query().Get("access_token")
+}
+
+// installGetUserByReq adds api.get_user_by_req(request).
+func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
+	auth, hasAuth := e.host.(luaapi.AuthHost)
+	api.Table.RawSetString("get_user_by_req", luaapi.HostFunction(L, "get_user_by_req", func(L *lua.LState) *luaapi.HostCall {
+		if L.Get(1) == api.Table { // api:get_user_by_req(request)
+			L.Remove(1)
+		}
+		p, ok := requestOf(L.Get(1))
+		if !ok {
+			L.ArgError(1, "the request a web handler received expected")
+		}
+		if !hasAuth {
+			L.RaiseError("get_user_by_req: not supported by this homeserver")
+		}
+		token := p.accessToken()
+		return &luaapi.HostCall{Run: func(ctx context.Context) (luaapi.Result, error) {
+			if token == "" {
+				return nil, synapseLuaError(http.StatusUnauthorized, "Missing access token", "M_MISSING_TOKEN")
+			}
+			r, err := auth.UserByAccessToken(ctx, token)
+			if errors.Is(err, luaapi.ErrNotFound) {
+				return nil, synapseLuaError(http.StatusUnauthorized, "Unrecognised access token", "M_UNKNOWN_TOKEN")
+			}
+			if err != nil {
+				return nil, err
+			}
+			return luaapi.Values(map[string]any{
+				"user_id": r.UserID, "device_id": nilIfEmpty(r.DeviceID), "is_guest": r.IsGuest,
+				"shadow_banned": r.ShadowBanned, "app_service_id": nilIfEmpty(r.AppServiceID),
+			}), nil
+		}}
+	}))
+}
+
+func synapseLuaError(code int, msg, errcode string) error {
+	return &luaapi.LuaError{Msg: errcode + ": " + msg, Value: func(L *lua.LState) lua.LValue {
+		return luaapi.NewSynapseErrorValue(L, code, msg, errcode)
+	}}
+}
+
+// Serve runs the engine's handler on ln until ctx ends, then shuts down
+// gracefully: in-flight requests finish (for up to grace).
+func (e *Engine) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
