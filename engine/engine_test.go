@@ -382,3 +382,37 @@ return { new = function(c, api) api.register_spam_checker_callbacks{
 		t.Error(err)
 	}
 }
+
+func TestTimersRunOnTheModuleAndStopWithIt(t *testing.T) {
+	e := mustEngine(t, "server_name: example.org\nmodules:\n  - module: m.lua\n    timeout: 1s\n", map[string]string{
+		"m.lua": `local ticks, delayed, failures = 0, nil, 0
+return { new = function(c, api)
+	api.looping_background_call(function(step)
+		ticks = ticks + step
+		if ticks == 2 then error("tick two fails; the loop goes on") end
+	end, 5, 1)
+	local h = api.delayed_background_call(10, function(v) delayed = v end, "ran")
+	local cancelled = api.delayed_background_call(10, function() delayed = "cancelled too late" end)
+	cancelled.stop()
+	api.register_spam_checker_callbacks{ check_event_for_spam = function(ev)
+		if ticks >= 4 and delayed == "ran" then return api.NOT_SPAM end
+		return api.Codes.LIMIT_EXCEEDED
+	end }
+end }`,
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := e.CheckEventForSpam(context.Background(), msg("@a:example.org", "x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed() {
+			break // four ticks despite the failing one, and the delayed call ran
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timers did not run: %+v", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Close stops the timers: goleak in TestMain fails if one survives.
+}

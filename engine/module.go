@@ -52,6 +52,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	api := luaapi.NewModuleAPI(L, mc.Name, e.host, log)
 	g := &generation{cfg: mc, api: api, seq: seq, files: []string{mc.Module}}
 	e.installHostFunctions(L, api, mc)
+	e.installTimers(L, api.Table, g)
 	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
 		Env:    &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
 		OnFile: func(p string) { g.files = append(g.files, p) }}

@@ -56,6 +56,8 @@ type runtime struct {
 	idle []*worker
 	// pending counts host calls in flight (their goroutines); close waits.
 	pending sync.WaitGroup
+	// timers are the module's background calls; close stops them first.
+	timers *timers
 }
 
 type job struct {
@@ -131,6 +133,7 @@ func newRuntime(L *lua.LState, module, file string, log *slog.Logger) *runtime {
 		log:     log,
 		jobs:    make(chan job, 64),
 		stopped: make(chan struct{}),
+		timers:  newTimers(),
 	}
 	r.ctx.Store(newLoopCtx())
 	r.loop, _ = luaapi.WorkerLoop(L)
@@ -208,6 +211,7 @@ func (r *runtime) enqueue(j job) bool {
 // frees the state. Safe from any goroutine except the loop.
 func (r *runtime) close() {
 	r.once.Do(func() {
+		r.timers.stop()
 		r.pending.Wait()
 		r.mu.Lock()
 		r.closed = true

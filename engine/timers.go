@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Timers: api.looping_background_call(fn, msec, ...) and
+// api.delayed_background_call(msec, fn, ...). Each timer is a goroutine
+// that hands the call to the module's loop like any other invocation, so
+// the function runs on the module's own goroutine under the module's
+// timeout. A looping call never overlaps itself (a tick that finds the
+// previous run still going is skipped, as Synapse's looping calls do). An
+// error is logged with its file and line and the loop goes on. Timers stop
+// when the module generation is retired (reload or shutdown).
+
+type timers struct {
+	mu      sync.Mutex
+	stopped bool
+	quit    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newTimers() *timers { return &timers{quit: make(chan struct{})} }
+
+// start runs f on a new timer goroutine unless the timers are stopped.
+func (t *timers) start(f func(quit <-chan struct{})) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f(t.quit)
+	}()
+	return true
+}
+
+// stop ends every timer and waits for their goroutines. Not from the loop.
+func (t *timers) stop() {
+	t.mu.Lock()
+	if !t.stopped {
+		t.stopped = true
+		close(t.quit)
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// installTimers adds the timer functions to a module's api table. g.rt is
+// set before any Lua runs.
+func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
+	// fire runs fn(args...) on the loop and logs a failure.
+	fire := func(what string, fn *lua.LFunction, args []lua.LValue) {
+		err := g.rt.invoke(context.Background(), call{what: what, fn: fn, timeout: g.cfg.Timeout,
+			args: func(*lua.LState) []lua.LValue { return args }})
+		if err != nil && !errors.Is(err, errClosed) {
+			e.logScriptError(what+" failed", err)
+		}
+	}
+	handle := func(L *lua.LState, cancel func()) *lua.LTable {
+		h := L.NewTable()
+		h.RawSetString("stop", L.NewFunction(func(L *lua.LState) int { cancel(); return 0 }))
+		return h
+	}
+	restArgs := func(L *lua.LState, from int) []lua.LValue {
+		var args []lua.LValue
+		for i := from; i <= L.GetTop(); i++ {
+			args = append(args, L.Get(i))
+		}
+		return args
+	}
+	msec := func(L *lua.LState, n int) time.Duration {
+		v := L.CheckNumber(n)
+		if v < 0 {
+			L.ArgError(n, "msec must not be negative")
+		}
+		return time.Duration(float64(v) * float64(time.Millisecond))
+	}
+
+	api.RawSetString("looping_background_call", L.NewFunction(methodTolerantFn(api, func(L *lua.LState) int {
+		fn := L.CheckFunction(1)
+		every := msec(L, 2)
+		if every < time.Millisecond {
+			L.ArgError(2, "the interval must be at least 1 ms")
+		}
+		args := restArgs(L, 3)
+		cancel := make(chan struct{})
+		var once sync.Once
+		g.rt.timers.start(func(quit <-chan struct{}) {
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-quit:
+					return
+				case <-cancel:
+					return
+				case <-tick.C:
+					fire("looping_background_call", fn, args)
+				}
+			}
+		})
+		L.Push(handle(L, func() { once.Do(func() { close(cancel) }) }))
+		return 1
+	})))
+
+	api.RawSetString("delayed_background_call", L.NewFunction(methodTolerantFn(api, func(L *lua.LState) int {
+		after := msec(L, 1)
+		fn := L.CheckFunction(2)
+		args := restArgs(L, 3)
+		cancel := make(chan struct{})
+		var once sync.Once
+		g.rt.timers.start(func(quit <-chan struct{}) {
+			t := time.NewTimer(after)
+			defer t.Stop()
+			select {
+			case <-quit:
+			case <-cancel:
+			case <-t.C:
+				fire("delayed_background_call", fn, args)
+			}
+		})
+		L.Push(handle(L, func() { once.Do(func() { close(cancel) }) }))
+		return 1
+	})))
+}
+
+// methodTolerantFn lets api.f(x) and api:f(x) both work.
+func methodTolerantFn(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if L.GetTop() > 0 && L.Get(1) == self {
+			L.Remove(1)
+		}
+		return fn(L)
+	}
+}
