@@ -26,6 +26,8 @@ type Config struct {
 	Storage    StorageConfig
 	HTTPClient HTTPClientConfig
 	Modules    []ModuleConfig
+	// fromDisk: LoadConfig read it, so Reload can read it again.
+	fromDisk bool
 }
 
 // StorageConfig selects api.store's backend.
@@ -99,6 +101,7 @@ func LoadConfig(file string) (*Config, error) {
 		return nil, err
 	}
 	cfg.Dir = filepath.Dir(file)
+	cfg.fromDisk = true
 	return cfg, nil
 }
 

@@ -50,10 +50,11 @@ type Engine struct {
 	log     *slog.Logger
 	fsys    fs.FS
 
-	mu     sync.Mutex // serialises load, reload and close
-	gens   []*generation
-	seq    int
-	closed bool
+	mu      sync.Mutex // serialises load, reload and close; guards cfg
+	gens    []*generation
+	seq     int
+	closed  bool
+	lastErr map[string]loadFailure // by module name; "" for the config
 
 	snap atomic.Pointer[snapshot]
 
@@ -79,6 +80,46 @@ type snapshot struct {
 	gens      []*generation
 	callbacks map[*luaapi.Callback][]binding
 	routes    map[string]*route
+
+	// refs counts operations using this snapshot; a reload waits for them
+	// to finish before it closes generations this snapshot still uses.
+	refs     atomic.Int64
+	retired  atomic.Bool
+	drained  chan struct{}
+	drainOne sync.Once
+}
+
+// acquire returns the current snapshot, counted as in use until release:
+// its generations stay open until then. Safe from any goroutine.
+func (e *Engine) acquire() *snapshot {
+	for {
+		s := e.snap.Load()
+		s.refs.Add(1)
+		if !s.retired.Load() {
+			return s
+		}
+		s.release() // a reload just replaced it: take the new one
+	}
+}
+
+func (s *snapshot) release() {
+	if s.refs.Add(-1) == 0 && s.retired.Load() {
+		s.drainOne.Do(func() { close(s.drained) })
+	}
+}
+
+// retire marks s replaced and waits until no operation uses it.
+func (s *snapshot) retire() {
+	s.retired.Store(true)
+	if s.refs.Load() == 0 {
+		s.drainOne.Do(func() { close(s.drained) })
+	}
+	<-s.drained
+}
+
+func newSnapshot(gens []*generation) *snapshot {
+	return &snapshot{gens: gens, callbacks: map[*luaapi.Callback][]binding{}, routes: map[string]*route{},
+		drained: make(chan struct{})}
 }
 
 // binding is one module's registration of a callback.
@@ -91,7 +132,8 @@ type binding struct {
 // engine (serving the modules that loaded) together with a LoadErrors
 // listing every failure; callers decide whether that is fatal.
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
-	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS}
+	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS,
+		lastErr: map[string]loadFailure{}}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -106,6 +148,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	gens, errs := e.loadAll(ctx, cfg.Modules)
 	gens, cerrs := e.checkConflicts(gens, nil)
 	errs = append(errs, cerrs...)
+	for _, err := range errs {
+		var le *LoadError
+		if errors.As(err, &le) {
+			e.lastErr[le.Module] = loadFailure{err, time.Now()}
+		}
+	}
 	e.gens = gens
 	e.publish()
 	e.startNotifier()
@@ -144,7 +192,7 @@ func (e *Engine) loadAll(ctx context.Context, mcs []ModuleConfig) ([]*generation
 }
 
 func (e *Engine) publish() {
-	s := &snapshot{gens: e.gens, callbacks: map[*luaapi.Callback][]binding{}}
+	s := newSnapshot(e.gens)
 	controller := ""
 	for _, g := range e.gens {
 		for _, r := range g.regs {
@@ -162,7 +210,9 @@ func (e *Engine) publish() {
 		}
 	}
 	s.routes = e.buildRoutes(e.gens)
-	e.snap.Store(s)
+	if old := e.snap.Swap(s); old != nil {
+		old.retire()
+	}
 }
 
 // checkConflicts refuses a module that declares a login type another
@@ -230,7 +280,9 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.stopNotifier()
-	e.snap.Store(&snapshot{callbacks: map[*luaapi.Callback][]binding{}, routes: map[string]*route{}})
+	if old := e.snap.Swap(newSnapshot(nil)); old != nil {
+		old.retire()
+	}
 	for _, g := range e.gens {
 		e.retire(g)
 	}
@@ -247,6 +299,7 @@ func (e *Engine) Close() error {
 // Store returns the store behind api.store, opening it on first use.
 // Safe from any goroutine.
 func (e *Engine) Store() (storage.Store, error) {
+	cfg := e.Config() // before storeMu: Close takes mu, then storeMu
 	e.storeMu.Lock()
 	defer e.storeMu.Unlock()
 	if e.store != nil {
@@ -255,7 +308,7 @@ func (e *Engine) Store() (storage.Store, error) {
 	if e.storeClosed {
 		return nil, storage.ErrClosed
 	}
-	st, err := storage.Open(storageConfig(e.cfg))
+	st, err := storage.Open(storageConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -306,8 +359,12 @@ func (e *Engine) retire(g *generation) {
 	g.rt.close()
 }
 
-// Config returns the config the engine was built from.
-func (e *Engine) Config() *Config { return e.cfg }
+// Config returns the config the engine runs (the latest reloaded one).
+func (e *Engine) Config() *Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg
+}
 
 // ModuleInfo describes a loaded module.
 type ModuleInfo struct {

@@ -109,7 +109,8 @@ func writeMatrixError(w http.ResponseWriter, status int, errcode, msg string, ex
 }
 
 func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
-	s := e.snap.Load()
+	s := e.acquire()
+	defer s.release()
 	rt, sub := s.match(req.URL.Path)
 	if rt == nil {
 		writeMatrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request", nil)

@@ -29,7 +29,9 @@ func (c closedError) Unwrap() error { return c.err }
 // (return the error).
 func (e *Engine) walk(ctx context.Context, cb *luaapi.Callback, args func(*lua.LState) []lua.LValue,
 	visit func(L *lua.LState, b binding, rets []lua.LValue) (stop bool)) error {
-	for _, b := range e.snap.Load().callbacks[cb] {
+	snap := e.acquire()
+	defer snap.release()
+	for _, b := range snap.callbacks[cb] {
 		stop := false
 		err := e.invokeBinding(ctx, b, args, func(L *lua.LState, rets []lua.LValue) error {
 			if visit != nil {
@@ -349,7 +351,9 @@ var ErrRoomCreationForbidden = &luaapi.SynapseError{Code: 403, Errcode: "M_FORBI
 // raise denies: a SynapseError as is, anything else as 403.
 func (e *Engine) OnCreateRoom(ctx context.Context, requester *Requester, content map[string]any, isAdmin bool) (map[string]any, error) {
 	cur := content
-	for _, b := range e.snap.Load().callbacks[e.cb("third_party_rules.on_create_room")] {
+	snap := e.acquire()
+	defer snap.release()
+	for _, b := range snap.callbacks[e.cb("third_party_rules.on_create_room")] {
 		var tbl lua.LValue
 		err := e.invokeBinding(ctx, b, func(L *lua.LState) []lua.LValue {
 			tbl = luaapi.ToLua(L, cur)
@@ -583,7 +587,9 @@ func (e *Engine) LoginTypes() map[string][]string {
 // accepts; nil means none did. loginDict is cut to the declared fields.
 func (e *Engine) CheckAuth(ctx context.Context, user, loginType string, loginDict map[string]any) (*AuthResult, error) {
 	cb := e.cb("password_auth_provider.auth_checkers")
-	for _, b := range e.snap.Load().callbacks[cb] {
+	snap := e.acquire()
+	defer snap.release()
+	for _, b := range snap.callbacks[cb] {
 		if b.reg.LoginType != loginType {
 			continue
 		}

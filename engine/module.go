@@ -29,6 +29,8 @@ type generation struct {
 	regs  []luaapi.Registration
 	paths []string
 	web   []webResource
+	// fingerprint hashes the config entry and files this was built from.
+	fingerprint string
 }
 
 // loadModule compiles and runs a module: the script, parse_config and the
@@ -135,6 +137,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	})
 	<-done
 	g.loadedAt = time.Now()
+	g.fingerprint = e.fingerprint(mc, g.files)
 	return g, nil
 }
 

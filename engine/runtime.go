@@ -670,3 +670,10 @@ func traceback(th *lua.LState) string {
 	}
 	return "stack traceback:" + b.String()
 }
+
+// count is how many module runtimes are alive (for leak tests).
+func (w *watchdog) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.rts)
+}

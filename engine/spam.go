@@ -84,7 +84,9 @@ var spamLegacy = map[string]legacy{
 // first rejection wins and later modules are not called.
 func (e *Engine) spamCheck(ctx context.Context, cb *luaapi.Callback, args func(*lua.LState) []lua.LValue) (SpamDecision, error) {
 	mode := spamLegacy[cb.Name]
-	for _, b := range e.snap.Load().callbacks[cb] {
+	snap := e.acquire()
+	defer snap.release()
+	for _, b := range snap.callbacks[cb] {
 		var d SpamDecision
 		err := e.invokeBinding(ctx, b, args, func(L *lua.LState, rets []lua.LValue) error {
 			d = readSpamResult(L, b, mode, rets, e)

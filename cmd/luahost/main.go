@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -186,6 +187,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "address to listen on (default: the config's listen:, else "+engine.DefaultListen+")")
 	var devUsers multiFlag
 	fs.Var(&devUsers, "dev-user", "create this user in the in-memory homeserver and print an access token (repeatable; @name:server or a localpart)")
+	noWatch := fs.Bool("no-watch", false, "do not reload when the config or a module file changes (SIGHUP still reloads)")
 	var devAdmins multiFlag
 	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
 	if err := fs.Parse(args); err != nil {
@@ -225,11 +227,45 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
+	// Reload on file changes and on SIGHUP; a failed reload keeps the
+	// running version of that module serving.
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bgCtx, bgStop := context.WithCancel(ctx)
+	defer bgStop()
+	if !*noWatch {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := eng.Watch(bgCtx); err != nil {
+				log.Error("file watching is off", "err", err)
+			}
+		}()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading")
+				if err := eng.Reload(bgCtx); err != nil {
+					log.Error("reload finished with errors; failing modules keep their previous version", "err", err)
+				}
+			}
+		}
+	}()
 	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Modules()), ln.Addr())
 	if err := eng.Serve(ctx, ln, 10*time.Second); err != nil {
 		printErr(stderr, err)
 		return 1
 	}
+	bgStop()
 	log.Info("shut down")
 	return 0
 }

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"time"
+)
+
+// Reload: build the new generation beside the old, swap, drain, close.
+// A module whose script, required files and config entry are unchanged
+// keeps its running generation. One that fails to load (syntax error,
+// ConfigError, constructor error, timeout) keeps serving its old
+// generation; the error is logged and shown by Status. Requests in flight
+// finish on the generation they started on: the old snapshot is retired
+// only once no operation uses it, and then its replaced generations get
+// their on_close callbacks and are closed.
+
+// ModuleStatus is one module's reload state, for embedders and logs.
+type ModuleStatus struct {
+	Name       string
+	File       string
+	Generation int       // increases with every successful (re)load
+	LoadedAt   time.Time // when the serving generation loaded
+	Serving    bool      // false when the module has never loaded
+	LastError  error     // the latest load failure, nil after a success
+	ErrorAt    time.Time
+}
+
+// Status lists the configured modules in config order with their state.
+func (e *Engine) Status() []ModuleStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	serving := map[string]*generation{}
+	for _, g := range e.gens {
+		serving[g.cfg.Name] = g
+	}
+	var out []ModuleStatus
+	for _, mc := range e.cfg.Modules {
+		st := ModuleStatus{Name: mc.Name, File: mc.Module}
+		if g := serving[mc.Name]; g != nil {
+			st.Generation, st.LoadedAt, st.Serving = g.seq, g.loadedAt, true
+		}
+		if le, ok := e.lastErr[mc.Name]; ok {
+			st.LastError, st.ErrorAt = le.err, le.at
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+type loadFailure struct {
+	err error
+	at  time.Time
+}
+
+// fingerprint identifies what a generation was built from: its config
+// entry and the content of every file it loaded.
+func (e *Engine) fingerprint(mc ModuleConfig, files []string) string {
+	h := sha256.New()
+	cfgJSON, _ := json.Marshal(struct {
+		M ModuleConfig
+		C any
+	}{mc, mc.Config})
+	h.Write(cfgJSON)
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		b, err := fs.ReadFile(e.fsys, f)
+		if err != nil {
+			fmt.Fprintf(h, "\x00%s:missing", f)
+			continue
+		}
+		fmt.Fprintf(h, "\x00%s:%d:", f, len(b))
+		h.Write(b)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// Reload re-reads the config file the engine was loaded from (when it
+// was loaded from one) and every module's files, and reloads what changed.
+// It returns LoadErrors for modules that failed; those keep serving their
+// previous generation. Safe from any goroutine.
+func (e *Engine) Reload(ctx context.Context) error {
+	cfg := e.Config()
+	if cfg.File != "" && cfg.fromDisk {
+		fresh, err := LoadConfig(cfg.File)
+		if err != nil {
+			e.log.Error("reload: config has errors; keeping the running modules", "err", err)
+			e.mu.Lock()
+			e.lastErr[""] = loadFailure{err, time.Now()}
+			e.mu.Unlock()
+			return err
+		}
+		cfg = fresh
+	}
+	return e.ReloadWith(ctx, cfg, nil)
+}
+
+// ReloadModule reloads one module by name (config unchanged), even if its
+// files did not change.
+func (e *Engine) ReloadModule(ctx context.Context, name string) error {
+	cfg := e.Config()
+	for _, mc := range cfg.Modules {
+		if mc.Name == name {
+			return e.ReloadWith(ctx, cfg, map[string]bool{name: true})
+		}
+	}
+	return fmt.Errorf("reload: no module named %q", name)
+}
+
+// ReloadWith reloads against cfg: modules added are loaded, removed ones
+// retired, reordered ones follow the new order, and changed ones (or
+// those named in force) get a new generation.
+func (e *Engine) ReloadWith(ctx context.Context, cfg *Config, force map[string]bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("reload: engine is closed")
+	}
+	running := map[string]*generation{}
+	for _, g := range e.gens {
+		running[g.cfg.Name] = g
+	}
+	// Decide what to load.
+	var toLoad []ModuleConfig
+	for _, mc := range cfg.Modules {
+		old := running[mc.Name]
+		if old != nil && !force[mc.Name] && old.fingerprint == e.fingerprint(mc, old.files) {
+			continue
+		}
+		toLoad = append(toLoad, mc)
+	}
+	loaded, errs := e.loadAll(ctx, toLoad)
+	fresh := map[string]*generation{}
+	for _, g := range loaded {
+		fresh[g.cfg.Name] = g
+	}
+	// Login-type conflicts: a refused new generation falls back to the old.
+	var kept []*generation
+	for _, mc := range cfg.Modules {
+		if g := running[mc.Name]; g != nil && fresh[mc.Name] == nil {
+			kept = append(kept, g)
+		}
+	}
+	accepted, cerrs := e.checkConflicts(loaded, kept)
+	errs = append(errs, cerrs...)
+	acceptedSet := map[*generation]bool{}
+	for _, g := range accepted {
+		acceptedSet[g] = true
+	}
+	// The new order: the config's, each module on its new generation if
+	// one loaded, else its old one.
+	var next []*generation
+	for _, mc := range cfg.Modules {
+		if g := fresh[mc.Name]; g != nil && acceptedSet[g] {
+			next = append(next, g)
+		} else if g := running[mc.Name]; g != nil {
+			next = append(next, g)
+		}
+	}
+	inNext := map[*generation]bool{}
+	for _, g := range next {
+		inNext[g] = true
+	}
+	var retire []*generation
+	for _, g := range e.gens {
+		if !inNext[g] {
+			retire = append(retire, g)
+		}
+	}
+	// Record outcomes.
+	failed := map[string]bool{}
+	for _, err := range errs {
+		var le *LoadError
+		if errors.As(err, &le) {
+			failed[le.Module] = true
+			e.lastErr[le.Module] = loadFailure{err, time.Now()}
+			e.log.Error("reload failed; the previous version keeps serving", "module", le.Module, "err", err)
+		}
+	}
+	for _, g := range accepted {
+		if !failed[g.cfg.Name] {
+			delete(e.lastErr, g.cfg.Name)
+			e.log.Info("module reloaded", "module", g.cfg.Name, "generation", g.seq)
+		}
+	}
+	delete(e.lastErr, "")
+	for _, g := range retire {
+		if !inConfig(cfg, g.cfg.Name) {
+			delete(e.lastErr, g.cfg.Name)
+			e.log.Info("module removed", "module", g.cfg.Name)
+		}
+	}
+	// Swap (publish waits until the old snapshot drains), then close.
+	e.cfg = cfg
+	e.gens = next
+	e.publish()
+	for _, g := range retire {
+		e.retire(g)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func inConfig(cfg *Config, name string) bool {
+	for _, mc := range cfg.Modules {
+		if mc.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Files lists every file the running modules were loaded from (scripts
+// and what they required), relative to the config's folder, sorted; a
+// file watcher watches these and the config file.
+func (e *Engine) Files() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, g := range e.gens {
+		for _, f := range g.files {
+			if !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	// Modules that failed to load are watched too, so fixing them reloads.
+	for _, mc := range e.cfg.Modules {
+		if !seen[mc.Module] {
+			seen[mc.Module] = true
+			out = append(out, mc.Module)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
