@@ -76,10 +76,7 @@ func NewState() *lua.LState {
 			}
 			return callThrough(L, orig)
 		}))
-		gsub := strT.RawGetString("gsub").(*lua.LFunction)
-		strT.RawSetString("gsub", L.NewFunction(func(L *lua.LState) int {
-			return NoYield(L, func() int { return callThrough(L, gsub) })
-		}))
+		strT.RawSetString("gsub", L.NewFunction(gsub))
 	}
 	if tabT, ok := g.RawGetString("table").(*lua.LTable); ok {
 		sort := tabT.RawGetString("sort").(*lua.LFunction)
