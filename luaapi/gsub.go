@@ -153,4 +153,3 @@ func gsub(L *lua.LState) int {
 	L.Push(lua.LNumber(len(mds)))
 	return 2
 }
-
