@@ -18,7 +18,7 @@ import (
 // nothing else bounds what one builtin call may allocate.
 const (
 	CallStackSize   = 1024
-	RegistrySize    = 1024 * 4
+	RegistrySize    = 256
 	RegistryMaxSize = 1024 * 256
 	// MaxStringBuild caps strings built by string.rep and friends: one
 	// call must not be able to take the process down.
