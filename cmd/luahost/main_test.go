@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// The scripts under tests/testdata/cli drive the real binary: testscript
+// installs this test binary as `luahost` on PATH and TestMain dispatches
+// to run when it is invoked under that name.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"luahost": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// gorace keeps the caller's race detector options but drops the detector's
+// one-second sleep at exit, which every luahost command would pay.
+var gorace = strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+
+func TestScripts(t *testing.T) {
+	examples, err := filepath.Abs("../../scripts/examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "../../tests/testdata/cli",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("EXAMPLES", examples)
+			// Under -race every exiting luahost would otherwise sleep 1s.
+			env.Setenv("GORACE", gorace)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"serve-bg":   cmdServeBg,
+			"stop-serve": cmdStopServe,
+			"http":       cmdHTTP,
+		},
+	})
+}
+
+// How long the helpers wait for the server before failing the script.
+const (
+	startTimeout = 15 * time.Second
+	stopTimeout  = 15 * time.Second
+	httpTimeout  = 10 * time.Second
+)
+
+// server is a `luahost serve` started by serve-bg.
+type server struct {
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's result, valid after done
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	// stderr is a file the server writes directly, so that everything it
+	// logged before printing a stdout line is there once we read that line.
+	stderr string
+}
+
+func (s *server) output() (string, string) {
+	errOut, _ := os.ReadFile(s.stderr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stdout.String(), string(errOut)
+}
+
+var (
+	serversMu sync.Mutex
+	servers   = map[*testscript.TestScript]*server{}
+)
+
+func currentServer(ts *testscript.TestScript) *server {
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	return servers[ts]
+}
+
+func setServer(ts *testscript.TestScript, s *server) {
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	if s == nil {
+		delete(servers, ts)
+	} else {
+		servers[ts] = s
+	}
+}
+
+var (
+	servingRe  = regexp.MustCompile(`^luahost: serving \d+ module\(s\) on http://(\S+)$`)
+	devTokenRe = regexp.MustCompile(`^dev (?:user|admin) (\S+): access token (\S+)$`)
+)
+
+// serve-bg CONFIG [flags...] starts `luahost serve -c CONFIG --listen
+// 127.0.0.1:0 [flags...]` in the background and waits until it serves;
+// ADDR is set to its address and TOKEN to the first dev user's token;
+// what it printed so far is the command's output.
+// With `!`, the server must instead exit with an error before serving;
+// its output is then available to stdout/stderr.
+func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 {
+		ts.Fatalf("usage: serve-bg CONFIG [flags...]")
+	}
+	if currentServer(ts) != nil {
+		ts.Fatalf("serve-bg: a server is already running; stop-serve first")
+	}
+	bin, err := exec.LookPath("luahost")
+	ts.Check(err)
+	cmdArgs := append([]string{"serve", "-c", ts.MkAbs(args[0]), "--listen", "127.0.0.1:0"}, args[1:]...)
+	cmd := exec.Command(bin, cmdArgs...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "TMPDIR="+ts.Getenv("TMPDIR"), "GORACE="+gorace)
+	stderr, err := os.CreateTemp(ts.Getenv("WORK"), "serve-*.stderr")
+	ts.Check(err)
+	defer stderr.Close() // the child has its own copy
+	s := &server{cmd: cmd, done: make(chan struct{}), stderr: stderr.Name()}
+	cmd.Stderr = stderr
+	pipe, err := cmd.StdoutPipe()
+	ts.Check(err)
+	ts.Check(cmd.Start())
+
+	// Read stdout line by line: keep every byte for stop-serve, and report
+	// the dev tokens and the serving line as they appear.
+	type event struct{ addr, user, token string }
+	// Before serving, at most one event per --dev-user/--dev-admin flag.
+	events := make(chan event, len(args)+1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		defer close(events)
+		r := bufio.NewReader(pipe)
+		served := false // after the serving line nothing is sent: no one reads events
+		for {
+			line, err := r.ReadString('\n')
+			if line != "" {
+				s.mu.Lock()
+				s.stdout.WriteString(line)
+				s.mu.Unlock()
+				l := strings.TrimRight(line, "\r\n")
+				if served {
+					// keep draining
+				} else if m := servingRe.FindStringSubmatch(l); m != nil {
+					served = true
+					events <- event{addr: m[1]}
+				} else if m := devTokenRe.FindStringSubmatch(l); m != nil {
+					events <- event{user: m[1], token: m[2]}
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		<-copied // Wait must not run before the pipe is drained
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	setServer(ts, s)
+	ts.Defer(func() {
+		if currentServer(ts) != s {
+			return
+		}
+		setServer(ts, nil)
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(stopTimeout):
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+
+	token := ""
+	deadline := time.After(startTimeout)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				// stdout closed: the server exited without serving.
+				<-s.done
+				setServer(ts, nil)
+				out, errOut := s.output()
+				if neg {
+					if s.err == nil {
+						ts.Fatalf("serve-bg: luahost serve exited 0 without serving")
+					}
+					fmt.Fprint(ts.Stdout(), out)
+					fmt.Fprint(ts.Stderr(), errOut)
+					return
+				}
+				ts.Fatalf("serve-bg: luahost serve exited before serving (%v)\nstdout:\n%s\nstderr:\n%s", s.err, out, errOut)
+			}
+			if ev.token != "" {
+				if token == "" {
+					token = ev.token
+					ts.Setenv("TOKEN", token)
+				}
+				continue
+			}
+			if neg {
+				ts.Fatalf("serve-bg: luahost serve started serving on %s, expected it to fail", ev.addr)
+			}
+			ts.Setenv("ADDR", ev.addr)
+			out, errOut := s.output()
+			fmt.Fprint(ts.Stdout(), out)
+			fmt.Fprint(ts.Stderr(), errOut)
+			return
+		case <-deadline:
+			out, errOut := s.output()
+			ts.Fatalf("serve-bg: luahost serve did not start within %v\nstdout:\n%s\nstderr:\n%s", startTimeout, out, errOut)
+		}
+	}
+}
+
+// stop-serve sends SIGINT to the server started by serve-bg, waits for it
+// to exit and makes its whole stdout and stderr the command's output.
+// With `!`, the server must exit with an error.
+func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 0 {
+		ts.Fatalf("usage: stop-serve")
+	}
+	s := currentServer(ts)
+	if s == nil {
+		ts.Fatalf("stop-serve: no server running (serve-bg first)")
+	}
+	setServer(ts, nil)
+	ts.Check(s.cmd.Process.Signal(os.Interrupt))
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		s.cmd.Process.Kill()
+		<-s.done
+		ts.Fatalf("stop-serve: luahost serve did not exit within %v of SIGINT", stopTimeout)
+	}
+	out, errOut := s.output()
+	fmt.Fprint(ts.Stdout(), out)
+	fmt.Fprint(ts.Stderr(), errOut)
+	switch {
+	case neg && s.err == nil:
+		ts.Fatalf("stop-serve: luahost serve exited 0, expected an error")
+	case !neg && s.err != nil:
+		ts.Fatalf("stop-serve: luahost serve: %v", s.err)
+	}
+}
+
+// http [-H 'Name: value']... METHOD PATH [BODY] sends a request to $ADDR and
+// prints the status, the Allow and Content-Type headers and the body.
+func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("http does not support '!'; check the status in stdout")
+	}
+	header := http.Header{}
+	for len(args) >= 2 && args[0] == "-H" {
+		name, value, ok := strings.Cut(args[1], ":")
+		if !ok {
+			ts.Fatalf("http: -H %q is not 'Name: value'", args[1])
+		}
+		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		args = args[2:]
+	}
+	if len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: http [-H 'Name: value']... METHOD PATH [BODY]")
+	}
+	addr := ts.Getenv("ADDR")
+	if addr == "" {
+		ts.Fatalf("http: $ADDR is not set (serve-bg first)")
+	}
+	var body io.Reader
+	if len(args) == 3 {
+		body = strings.NewReader(args[2])
+	}
+	req, err := http.NewRequest(args[0], "http://"+addr+args[1], body)
+	ts.Check(err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if h := header.Get("Host"); h != "" {
+		req.Host = h
+	}
+	client := &http.Client{
+		// A fresh connection per request: no idle connection outlives the
+		// command to delay the server's graceful shutdown.
+		Transport: &http.Transport{DisableKeepAlives: true},
+		Timeout:   httpTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		ts.Fatalf("http: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil && !errors.Is(err, io.EOF) {
+		ts.Fatalf("http: reading the body: %v", err)
+	}
+	w := ts.Stdout()
+	fmt.Fprintf(w, "%d\n", resp.StatusCode)
+	for _, name := range []string{"Allow", "Content-Type"} {
+		for _, v := range resp.Header.Values(name) {
+			fmt.Fprintf(w, "%s: %s\n", name, v)
+		}
+	}
+	w.Write(b)
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		fmt.Fprintln(w)
+	}
+}
