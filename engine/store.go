@@ -1,11 +1,276 @@
 package engine
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/stdlib"
 )
+
+// api.store is the Lua face of engine/storage (docs/storage.md). Each
+// function is a yielding host function: prepare checks the arguments and
+// encodes the value as JSON on the module's owner goroutine, Run calls the
+// Store on its own goroutine, and the Result builder decodes the JSON back
+// into Lua values on the owner goroutine again. The namespace is the
+// module's name, so modules cannot see each other's keys.
+
+// storeLogEvery is how often an ongoing storage outage is logged again for
+// one module; the first failure of a burst is logged at once.
+var storeLogEvery = 10 * time.Second
+
+// maxTTLSeconds keeps ttl * time.Second inside time.Duration.
+const maxTTLSeconds = float64(math.MaxInt64/int64(time.Second)) - 1
+
+// moduleStore is one module state's access to the engine's store.
+type moduleStore struct {
+	e  *Engine
+	ns string
+	st atomic.Pointer[storage.Store] // cached once e.Store() succeeded
+
+	failing atomic.Bool // an outage is in progress (fast path for successes)
+	mu      sync.Mutex
+	since   time.Time // start of the outage
+	lastLog time.Time // last "storage unavailable" line
+	failed  int       // failed calls in this outage
+}
 
 // installStore adds api.store, the module's namespaced key-value store.
 func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleConfig) {
+	ms := &moduleStore{e: e, ns: mc.Name}
+	t := L.NewTable()
+	api.Table.RawSetString("store", t)
+	install(L, t, "store.", []hostFunc{
+		{"get", true, func(a *hostArgs) runFunc {
+			key := storeKey(a, 1)
+			return func(ctx context.Context) (luaapi.Result, error) {
+				st, err := ms.store()
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				b, found, err := st.Get(ctx, ms.ns, key)
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				ms.ok()
+				if !found {
+					return luaapi.Values(nil), nil
+				}
+				return func(L *lua.LState) []lua.LValue {
+					v, err := stdlib.DecodeJSON(L, b)
+					if err != nil {
+						panic(hostErr{fmt.Errorf("the value at key %q is not JSON: %v", key, err)})
+					}
+					return []lua.LValue{v}
+				}, nil
+			}
+		}},
+		{"set", true, func(a *hostArgs) runFunc {
+			key := storeKey(a, 1)
+			v := a.L.Get(2)
+			if v == lua.LNil {
+				a.fail("bad argument #2 (value): a value expected, got nil (use api.store.delete to remove a key)")
+			}
+			b, err := stdlib.EncodeJSON(a.L, v, false)
+			if err != nil {
+				a.fail("bad argument #2 (value): %v", err)
+			}
+			ttl := storeTTL(a, 3)
+			return func(ctx context.Context) (luaapi.Result, error) {
+				st, err := ms.store()
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				if err := st.Set(ctx, ms.ns, key, b, ttl); err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				ms.ok()
+				return nil, nil
+			}
+		}},
+		{"delete", true, func(a *hostArgs) runFunc {
+			key := storeKey(a, 1)
+			return func(ctx context.Context) (luaapi.Result, error) {
+				st, err := ms.store()
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				if err := st.Delete(ctx, ms.ns, key); err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				ms.ok()
+				return nil, nil
+			}
+		}},
+		{"incr", true, func(a *hostArgs) runFunc {
+			key := storeKey(a, 1)
+			by := int64(1)
+			if a.L.Get(2) != lua.LNil {
+				by = storeInt(a, 2, "by")
+			}
+			ttl := storeTTL(a, 3)
+			return func(ctx context.Context) (luaapi.Result, error) {
+				st, err := ms.store()
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				n, err := st.Incr(ctx, ms.ns, key, by, ttl)
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				ms.ok()
+				return func(*lua.LState) []lua.LValue { return []lua.LValue{lua.LNumber(n)} }, nil
+			}
+		}},
+		{"list", true, func(a *hostArgs) runFunc {
+			prefix := a.optStr(1, "prefix")
+			return func(ctx context.Context) (luaapi.Result, error) {
+				st, err := ms.store()
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				keys, err := st.List(ctx, ms.ns, prefix)
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				ms.ok()
+				return func(L *lua.LState) []lua.LValue {
+					arr := stdlib.NewArray(L, len(keys))
+					for i, k := range keys {
+						arr.RawSetInt(i+1, lua.LString(k))
+					}
+					return []lua.LValue{arr}
+				}, nil
+			}
+		}},
+	})
+}
+
+// storeKey reads a key argument: a non-empty string of at most
+// storage.MaxKeyLen bytes.
+func storeKey(a *hostArgs, i int) string {
+	key := a.str(i, "key")
+	switch {
+	case key == "":
+		a.fail("bad argument #%d (key): the key is empty", i)
+	case len(key) > storage.MaxKeyLen:
+		a.fail("bad argument #%d (key): the key is %d bytes long, at most %d are allowed", i, len(key), storage.MaxKeyLen)
+	}
+	return key
+}
+
+// storeInt reads an integer argument (a number without a fraction that
+// fits in 64 bits).
+func storeInt(a *hostArgs, i int, what string) int64 {
+	v := a.L.Get(i)
+	n, ok := v.(lua.LNumber)
+	if !ok {
+		a.badArg(i, what, "integer", v)
+	}
+	f := float64(n)
+	if f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
+		a.fail("bad argument #%d (%s): integer expected, got %v", i, what, f)
+	}
+	return int64(f)
+}
+
+// storeTTL reads an optional ttl_seconds argument: nil (never expires) or
+// a positive number of seconds.
+func storeTTL(a *hostArgs, i int) time.Duration {
+	v := a.L.Get(i)
+	if v == lua.LNil {
+		return 0
+	}
+	n, ok := v.(lua.LNumber)
+	if !ok {
+		a.badArg(i, "ttl_seconds", "number", v)
+	}
+	f := float64(n)
+	if !(f > 0) || f > maxTTLSeconds { // also catches NaN
+		a.fail("bad argument #%d (ttl_seconds): a positive number of seconds expected, got %v", i, f)
+	}
+	d := time.Duration(f * float64(time.Second))
+	if d < time.Millisecond {
+		d = time.Millisecond // Redis's precision; never 0, which would mean "no expiry"
+	}
+	return d
+}
+
+// store returns the engine's store, opening it on first use.
+func (ms *moduleStore) store() (storage.Store, error) {
+	if p := ms.st.Load(); p != nil {
+		return *p, nil
+	}
+	st, err := ms.e.Store()
+	if err != nil {
+		// The store could not be opened (Redis unreachable, bolt file
+		// locked, engine closed): an outage as far as the script knows.
+		return nil, &storeOpenError{err}
+	}
+	ms.st.Store(&st)
+	return st, nil
+}
+
+type storeOpenError struct{ err error }
+
+func (e *storeOpenError) Error() string { return e.err.Error() }
+func (e *storeOpenError) Unwrap() error { return e.err }
+
+// fail turns a store error into the error the script sees, and logs an
+// outage at most once per burst.
+func (ms *moduleStore) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		// The call's own deadline: the runtime reports the timeout.
+		return ctx.Err()
+	}
+	msg := strings.TrimPrefix(err.Error(), "storage: ")
+	var oe *storeOpenError
+	if errors.As(err, &oe) || storage.IsUnavailable(err) {
+		ms.outage(err)
+		return fmt.Errorf("storage unavailable: %s", msg)
+	}
+	return errors.New(msg)
+}
+
+// outage records a failed call and logs the first of a burst, then at
+// most once per storeLogEvery while the failures go on.
+func (ms *moduleStore) outage(err error) {
+	now := time.Now()
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.failed++
+	if !ms.failing.Load() {
+		ms.failing.Store(true)
+		ms.since = now
+	} else if now.Sub(ms.lastLog) < storeLogEvery {
+		return
+	}
+	ms.e.log.Error("storage unavailable; api.store calls fail until it is back",
+		"module", ms.ns, "err", err, "failed_calls", ms.failed, "outage", now.Sub(ms.since).Round(time.Millisecond).String())
+	ms.lastLog = now
+}
+
+// ok ends an outage, if there was one.
+func (ms *moduleStore) ok() {
+	if !ms.failing.Load() {
+		return
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if !ms.failing.Load() {
+		return
+	}
+	ms.e.log.Info("storage recovered", "module", ms.ns, "failed_calls", ms.failed,
+		"outage", time.Since(ms.since).Round(time.Millisecond).String())
+	ms.failing.Store(false)
+	ms.failed = 0
 }

@@ -171,6 +171,18 @@ var exampleCalls = map[string][]exampleCall{
 		call("media_repository.on_media_upload_limit_exceeded", `null`,
 			`"@alice:example.org"`, `{"max_bytes": 104857600, "time_period_ms": 3600000}`, `104000000`, `2000000`),
 	},
+	"storage": {
+		// Five messages within the window pass, the sixth is limited (in
+		// any room); another sender has a count of their own.
+		call("spam_checker.check_event_for_spam", `"NOT_SPAM"`, message("!r:example.org", "@alice:example.org", "1")),
+		call("spam_checker.check_event_for_spam", `"NOT_SPAM"`, message("!r:example.org", "@alice:example.org", "2")),
+		call("spam_checker.check_event_for_spam", `"NOT_SPAM"`, message("!r:example.org", "@alice:example.org", "3")),
+		call("spam_checker.check_event_for_spam", `"NOT_SPAM"`, message("!r:example.org", "@alice:example.org", "4")),
+		call("spam_checker.check_event_for_spam", `"NOT_SPAM"`, message("!r:example.org", "@alice:example.org", "5")),
+		call("spam_checker.check_event_for_spam", `"M_LIMIT_EXCEEDED"`, message("!r:example.org", "@alice:example.org", "6")),
+		call("spam_checker.check_event_for_spam", `"M_LIMIT_EXCEEDED"`, message("!other:example.org", "@alice:example.org", "7")),
+		call("spam_checker.check_event_for_spam", `"NOT_SPAM"`, message("!r:example.org", "@bob:example.org", "hi")),
+	},
 	"ratelimit": {
 		call("ratelimit.get_ratelimit_override_for_user", `{"per_second": 0, "burst_count": 0}`, `"@onboarding:example.org"`, `"rc_invites.per_room"`),
 		call("ratelimit.get_ratelimit_override_for_user", `{"per_second": 5, "burst_count": 50}`, `"@onboarding:example.org"`, `"rc_invites.per_issuer"`),
