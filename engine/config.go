@@ -3,9 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -162,7 +164,14 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 					return
 				}
 				for _, item := range v.Content {
-					cfg.HTTPClient.IPRangeAllowlist = append(cfg.HTTPClient.IPRangeAllowlist, scalar(item, fail, "ip_range_allowlist entry"))
+					cidr := scalar(item, fail, "ip_range_allowlist entry")
+					if _, err := netip.ParsePrefix(cidr); err != nil {
+						if _, err2 := netip.ParseAddr(cidr); err2 != nil {
+							fail(item, "http_client.ip_range_allowlist: %q is not a CIDR range like 10.0.0.0/8 or an IP address", cidr)
+							continue
+						}
+					}
+					cfg.HTTPClient.IPRangeAllowlist = append(cfg.HTTPClient.IPRangeAllowlist, cidr)
 				}
 			})
 		case "modules":
@@ -180,8 +189,11 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 				}
 			}
 		default:
-			fail(k, "unknown key %q (valid keys: %s)", k.Value, strings.Join(topKeys, ", "))
+			fail(k, "unknown key %q (valid keys: %s)%s", k.Value, strings.Join(topKeys, ", "), didYouMean(k.Value, topKeys))
 		}
+	}
+	if cfg.Storage.Backend == "redis" && cfg.Storage.URL == "" {
+		fail(root, "storage: backend redis needs url: redis://HOST:PORT/DB")
 	}
 	if !seenModules {
 		fail(root, "no modules: list (add `modules:` with entries like `- module: spam.lua`)")
@@ -258,11 +270,16 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 	if m.Name == "" {
 		m.Name = strings.TrimSuffix(path.Base(clean), ".lua")
 	}
+	if !validName.MatchString(m.Name) {
+		failM(n, "module name %q may only contain letters, digits, '_', '-' and '.' (it namespaces the module's storage and logs); set name:", m.Name)
+	}
 	if m.ConfigLine == 0 {
 		m.ConfigLine = m.Line
 	}
 	return m, ok && nerr == 0
 }
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 func parseDuration(s string) (time.Duration, error) {
 	if d, err := time.ParseDuration(s); err == nil {

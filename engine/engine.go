@@ -412,9 +412,10 @@ func (e *Engine) Has(callback string) bool {
 
 // Paths lists every registered web resource path, sorted.
 func (e *Engine) Paths() []string {
-	var out []string
-	for _, m := range e.Modules() {
-		out = append(out, m.Paths...)
+	s := e.snap.Load()
+	out := make([]string, 0, len(s.routes))
+	for p := range s.routes {
+		out = append(out, p)
 	}
 	sort.Strings(out)
 	return out

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -415,4 +416,53 @@ end }`,
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Close stops the timers: goleak in TestMain fails if one survives.
+}
+
+func TestMoreConfigChecks(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"server_name: x\nlistn: 1\nmodules: []\n", `did you mean "listen"?`},
+		{"server_name: x\nstorage: {backend: redis}\nmodules: []\n", "backend redis needs url"},
+		{"server_name: x\nhttp_client: {ip_range_allowlist: [10.0.0.0/33]}\nmodules: []\n", `test.yaml:2: http_client.ip_range_allowlist: "10.0.0.0/33" is not a CIDR`},
+		{"server_name: x\nmodules:\n  - module: a.lua\n    name: \"a:b\"\n", `module name "a:b" may only contain`},
+	}
+	for _, tc := range cases {
+		_, err := ParseConfig([]byte(tc.yaml), "test.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("config:\n%s\ngot %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestReservedPathsAreNeverRoutedToModules(t *testing.T) {
+	e := mustEngine(t, "server_name: example.org\nmodules:\n  - module: m.lua\n  - module: n.lua\n", map[string]string{
+		"m.lua": `return { new = function(c, api) api.register_web_resource("/", function() return { json = { catch = "all" } } end)
+			api.register_web_resource("/_synapse/client/dup", function() return { json = { from = "m" } } end) end }`,
+		"n.lua": `return { new = function(c, api) api.register_web_resource("/_synapse/client/dup", function() return { json = { from = "n" } } end) end }`,
+	})
+	for path, want := range map[string]int{"/_synapse/admin/v1/users": 404, "/_matrix/client/v3/sync": 404, "/anything": 200} {
+		rec := httptest.NewRecorder()
+		e.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s: %d, want %d", path, rec.Code, want)
+		}
+	}
+	if p := e.Paths(); strings.Join(p, ",") != "/,/_synapse/client/dup" {
+		t.Errorf("Paths lists each path once: %v", p)
+	}
+}
+
+func TestErrorPositionsPointAtTheScriptNotTheEngine(t *testing.T) {
+	e := mustEngine(t, "server_name: example.org\nmodules:\n  - module: m.lua\n", map[string]string{
+		"m.lua": `return { new = function(c, api) api.register_spam_checker_callbacks{ check_event_for_spam = function(ev)
+	local ok, err = pcall(api.sleep, "soon")
+	assert(not ok and not err:find("<string>"), "pcall(api.f) error: " .. tostring(err))
+	ok, err = pcall(function() table.sort({2, 1}, function(a, b) api.sleep(0) return a < b end) end)
+	assert(not ok and err:find("^m.lua:4:"), "sort error: " .. tostring(err))
+	assert(1/0 == math.huge, "math.huge is infinity")
+	return api.NOT_SPAM
+end } end }`,
+	})
+	if _, err := e.CheckEventForSpam(bg, msg("@a:example.org", "x")); err != nil {
+		t.Error(err)
+	}
 }

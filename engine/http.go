@@ -112,6 +112,9 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	s := e.acquire()
 	defer s.release()
 	rt, sub := s.match(req.URL.Path)
+	if rt != nil && reserved(req.URL.Path) {
+		rt = nil // /_matrix/ and /_synapse/admin/ are never a module's, even under "/"
+	}
 	if rt == nil {
 		writeMatrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request", nil)
 		return
@@ -177,6 +180,15 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodHead {
 		w.Write(resp.body)
 	}
+}
+
+func reserved(path string) bool {
+	for _, r := range luaapi.ReservedPrefixes {
+		if strings.HasPrefix(path+"/", r) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -60,11 +61,11 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 		OnFile: func(p string) { g.files = append(g.files, p) }}
 	ld.Install(L)
 	L.G.Global.RawSetString("print", L.NewFunction(func(L *lua.LState) int {
-		parts := make([]any, 0, L.GetTop())
+		parts := make([]string, 0, L.GetTop())
 		for i := 1; i <= L.GetTop(); i++ {
 			parts = append(parts, L.ToStringMeta(L.Get(i)).String())
 		}
-		log.Info(fmt.Sprint(parts...), "script", L.Where(1))
+		log.Info(strings.Join(parts, "\t"), "script", strings.TrimSuffix(luaapi.ScriptWhere(L), ":"))
 		return 0
 	}))
 	chunk := L.NewFunctionFromProto(proto)

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/luahost/luahost/luaapi"
 )
 
 // Notifications (on_new_event, on_profile_update, ...) can be fired
@@ -34,8 +36,12 @@ func (e *Engine) stopNotifier() {
 // ...) with Go arguments in Synapse's order and returns at once. It
 // reports false when the queue was full and the notification dropped.
 func (e *Engine) Fire(callback string, args ...any) bool {
-	cb := e.cb(callback)
-	if !e.Has(callback) {
+	cb, err := luaapi.LookupCallback(callback)
+	if err != nil {
+		e.log.Error("Fire: "+err.Error(), "callback", callback)
+		return false
+	}
+	if !e.Has(cb.ID()) {
 		return true
 	}
 	job := func() {

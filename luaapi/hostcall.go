@@ -3,6 +3,7 @@ package luaapi
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -64,12 +65,12 @@ const regWrap = "luahost.hostwrap"
 // coroutine while Run works, so other calls of the module proceed.
 func HostFunction(L *lua.LState, name string, prepare func(L *lua.LState) *HostCall) lua.LValue {
 	g := L.NewFunction(func(L *lua.LState) int {
-		hc := prepare(L)
+		hc := prepareAtScript(L, name, prepare)
 		if hc.Name == "" {
 			hc.Name = name
 		}
 		if err := CanYield(L); err != nil {
-			L.RaiseError("%s: %s", name, err.Error())
+			RaiseAtScript(L, "%s: %s", name, err.Error())
 		}
 		hc.Where = ScriptWhere(L)
 		ud := L.NewUserData()
@@ -104,7 +105,7 @@ func ResumeValues(L *lua.LState, hc *HostCall, res Result, err error) []lua.LVal
 		if le, ok := err.(*LuaError); ok {
 			return []lua.LValue{lua.LFalse, le.Value(L)}
 		}
-		return []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %s", hc.Where, hc.Name, err.Error()))}
+		return []lua.LValue{lua.LFalse, lua.LString(strings.TrimSpace(fmt.Sprintf("%s %s: %s", hc.Where, hc.Name, err.Error())))}
 	}
 	vals := []lua.LValue{lua.LTrue}
 	if res != nil {
@@ -126,14 +127,52 @@ func (e *LuaError) Error() string { return e.Msg }
 // frame calling into Go, skipping the engine's own Lua helpers (the pcall
 // and host-call wrappers, named "<string>").
 func ScriptWhere(L *lua.LState) string {
-	for level := 1; level < 16; level++ {
-		w := L.Where(level)
-		if w == "" {
-			continue
-		}
-		if !strings.HasPrefix(w, "<") {
-			return w
+	// Through pcall the script's frame is in a parent coroutine.
+	for th, depth := L, 0; th != nil && depth < 8; th, depth = th.Parent, depth+1 {
+		for level := 1; level < 16; level++ {
+			if _, ok := th.GetStack(level); !ok {
+				break
+			}
+			if w := th.Where(level); w != "" && !strings.HasPrefix(w, "<") {
+				return w
+			}
 		}
 	}
 	return ""
+}
+
+// RaiseAtScript raises a Lua error positioned at the calling script line
+// (not at the engine's helper chunks).
+func RaiseAtScript(L *lua.LState, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if w := ScriptWhere(L); w != "" {
+		msg = w + " " + msg
+	}
+	L.Error(lua.LString(msg), 0)
+}
+
+var helperPos = regexp.MustCompile(`^<[^>]*>:\d+:\s*`)
+
+// prepareAtScript runs prepare and re-points its argument errors at the
+// script's line: raised inside the engine's wrapper they would read
+// "<string>:7: bad argument #1 to g".
+func prepareAtScript(L *lua.LState, name string, prepare func(*lua.LState) *HostCall) (hc *HostCall) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		ae, ok := p.(*lua.ApiError)
+		if !ok {
+			panic(p)
+		}
+		msg, ok := ae.Object.(lua.LString)
+		if !ok || !helperPos.MatchString(string(msg)) {
+			panic(p)
+		}
+		text := helperPos.ReplaceAllString(string(msg), "")
+		text = strings.Replace(text, " to g ", " to "+name+" ", 1)
+		RaiseAtScript(L, "%s", text)
+	}()
+	return prepare(L)
 }

@@ -3,6 +3,7 @@ package luaapi
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
 	"regexp"
 	"strings"
@@ -83,6 +84,9 @@ func NewState() *lua.LState {
 		tabT.RawSetString("sort", L.NewFunction(func(L *lua.LState) int {
 			return NoYield(L, func() int { return callThrough(L, sort) })
 		}))
+	}
+	if mathT, ok := g.RawGetString("math").(*lua.LTable); ok {
+		mathT.RawSetString("huge", lua.LNumber(math.Inf(1))) // gopher-lua has MaxFloat64
 	}
 	installPcall(L)
 	return L

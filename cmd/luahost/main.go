@@ -150,7 +150,8 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctx := context.Background()
-	eng, _, err := load(ctx, o, logger(stderr, slog.LevelWarn))
+	// Info: print() and log.info from the scripts help while debugging.
+	eng, _, err := load(ctx, o, logger(stderr, slog.LevelInfo))
 	if err != nil {
 		if eng != nil {
 			eng.Close()
