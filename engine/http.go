@@ -90,9 +90,10 @@ func (e *Engine) Handler() http.Handler { return http.HandlerFunc(e.serveHTTP) }
 
 // response is a handler's answer, copied out of Lua.
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	status      int
+	contentType string
+	header      http.Header // only when the script set headers
+	body        []byte
 }
 
 func writeMatrixError(w http.ResponseWriter, status int, errcode, msg string, extra map[string]any) {
@@ -153,7 +154,7 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	var resp response
 	g := rt.gen
 	err := g.rt.invoke(req.Context(), call{
-		what:    req.Method + " " + rt.path,
+		what:    rt.path,
 		timeout: g.cfg.Timeout,
 		resolve: func(L *lua.LState) *lua.LFunction {
 			if fn, ok := rt.handler.(*lua.LFunction); ok {
@@ -173,8 +174,12 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		e.writeHandlerError(w, req, err)
 		return
 	}
+	h := w.Header()
 	for k, vs := range resp.header {
-		w.Header()[k] = vs
+		h[k] = vs
+	}
+	if resp.contentType != "" && resp.header.Get("Content-Type") == "" {
+		h["Content-Type"] = []string{resp.contentType}
 	}
 	w.WriteHeader(resp.status)
 	if req.Method != http.MethodHead {
@@ -236,12 +241,12 @@ func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err
 
 // readResponse copies a handler's return value out of Lua.
 func readResponse(L *lua.LState, v lua.LValue) (response, error) {
-	r := response{status: http.StatusOK, header: http.Header{}}
+	r := response{status: http.StatusOK}
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return r, nil
 	case lua.LString:
-		r.header.Set("Content-Type", "text/plain; charset=utf-8")
+		r.contentType = "text/plain; charset=utf-8"
 		r.body = []byte(v)
 		return r, nil
 	case *lua.LTable:
@@ -253,6 +258,7 @@ func readResponse(L *lua.LState, v lua.LValue) (response, error) {
 			r.status = int(n)
 		}
 		if h, ok := v.RawGetString("headers").(*lua.LTable); ok {
+			r.header = http.Header{}
 			h.ForEach(func(k, val lua.LValue) {
 				if t, ok := val.(*lua.LTable); ok {
 					t.ForEach(func(_, item lua.LValue) { r.header.Add(lua.LVAsString(k), lua.LVAsString(item)) })
@@ -266,17 +272,11 @@ func readResponse(L *lua.LState, v lua.LValue) (response, error) {
 			if err != nil {
 				return r, fmt.Errorf("response json: %w", err)
 			}
-			r.body = b
-			if r.header.Get("Content-Type") == "" {
-				r.header.Set("Content-Type", "application/json")
-			}
+			r.body, r.contentType = b, "application/json"
 			return r, nil
 		}
 		if h, ok := v.RawGetString("html").(lua.LString); ok {
-			r.body = []byte(h)
-			if r.header.Get("Content-Type") == "" {
-				r.header.Set("Content-Type", "text/html; charset=utf-8")
-			}
+			r.body, r.contentType = []byte(h), "text/html; charset=utf-8"
 			return r, nil
 		}
 		if b := v.RawGetString("body"); b != lua.LNil {
@@ -288,10 +288,7 @@ func readResponse(L *lua.LState, v lua.LValue) (response, error) {
 					return r, fmt.Errorf("response body must be a string (use json = ... for tables), got %s", b.Type())
 				}
 			}
-			r.body = []byte(s)
-			if r.header.Get("Content-Type") == "" {
-				r.header.Set("Content-Type", "text/plain; charset=utf-8")
-			}
+			r.body, r.contentType = []byte(s), "text/plain; charset=utf-8"
 		}
 		return r, nil
 	default:
