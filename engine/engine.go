@@ -55,6 +55,10 @@ type Engine struct {
 	seq     int
 	closed  bool
 	lastErr map[string]loadFailure // by module name; "" for the config
+	// failedFiles: what each module's failed load read, for the watcher.
+	failedFiles map[string]map[string][]byte
+	// storeCfg is fixed at New: a storage change needs a restart.
+	storeCfg storage.Config
 
 	snap atomic.Pointer[snapshot]
 
@@ -133,7 +137,7 @@ type binding struct {
 // listing every failure; callers decide whether that is fatal.
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS,
-		lastErr: map[string]loadFailure{}}
+		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, storeCfg: storageConfig(cfg)}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -152,6 +156,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		var le *LoadError
 		if errors.As(err, &le) {
 			e.lastErr[le.Module] = loadFailure{err, time.Now()}
+			e.failedFiles[le.Module] = le.sources
 		}
 	}
 	e.gens = gens
@@ -299,7 +304,6 @@ func (e *Engine) Close() error {
 // Store returns the store behind api.store, opening it on first use.
 // Safe from any goroutine.
 func (e *Engine) Store() (storage.Store, error) {
-	cfg := e.Config() // before storeMu: Close takes mu, then storeMu
 	e.storeMu.Lock()
 	defer e.storeMu.Unlock()
 	if e.store != nil {
@@ -308,7 +312,8 @@ func (e *Engine) Store() (storage.Store, error) {
 	if e.storeClosed {
 		return nil, storage.ErrClosed
 	}
-	st, err := storage.Open(storageConfig(cfg))
+	// Not e.Config(): a reload holds e.mu while constructors use the store.
+	st, err := storage.Open(e.storeCfg)
 	if err != nil {
 		return nil, err
 	}

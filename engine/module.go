@@ -24,8 +24,11 @@ type generation struct {
 	api      *luaapi.ModuleAPI // loop goroutine only after load
 	seq      int
 	loadedAt time.Time
-	// files are the script and the files it required (for reload).
-	files []string
+	// sources are the script and the local files require looked for while
+	// loading, with the content read (nil: missing); reload compares them.
+	// Written on the loop while recording, read-only after load.
+	sources   map[string][]byte
+	recording bool
 	// Read-only copies made at load, safe from any goroutine:
 	regs  []luaapi.Registration
 	paths []string
@@ -48,17 +51,23 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	}
 	proto, err := luaapi.Compile(src, mc.Module)
 	if err != nil {
-		return nil, &LoadError{Module: mc.Name, Err: err}
+		return nil, &LoadError{Module: mc.Name, Err: err, sources: map[string][]byte{mc.Module: src}}
 	}
 
 	L := luaapi.NewState()
 	api := luaapi.NewModuleAPI(L, mc.Name, e.host, log)
-	g := &generation{cfg: mc, api: api, seq: seq, files: []string{mc.Module}}
+	g := &generation{cfg: mc, api: api, seq: seq, sources: map[string][]byte{mc.Module: src}, recording: true}
 	e.installHostFunctions(L, api, mc)
 	e.installTimers(L, api.Table, g)
 	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
 		Env:    &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
-		OnFile: func(p string) { g.files = append(g.files, p) }}
+		OnFile: func(p string, src []byte) {
+			// Loop goroutine. Files required later, by a callback, are not
+			// part of what this generation was built from.
+			if g.recording {
+				g.sources[p] = src
+			}
+		}}
 	ld.Install(L)
 	L.G.Global.RawSetString("print", L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, 0, L.GetTop())
@@ -115,15 +124,20 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	}
 	for _, st := range steps {
 		if err := run(st.what, st.fn, st.args, st.ret); err != nil {
+			var sources map[string][]byte
 			g.rt.post(api.EndRegistration)
-			g.rt.close()
-			return nil, e.loadError(mc, st.what, err)
+			g.rt.close() // the loop has stopped: its writes are visible
+			sources = g.sources
+			le := e.loadError(mc, st.what, err)
+			le.sources = sources
+			return nil, le
 		}
 	}
 	// Copy what other goroutines read, on the loop goroutine.
 	done := make(chan struct{})
 	g.rt.post(func() {
 		api.EndRegistration()
+		g.recording = false
 		g.regs = append([]luaapi.Registration(nil), api.Registrations...)
 		for _, w := range api.WebResources {
 			g.paths = append(g.paths, w.Path)
@@ -138,7 +152,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	})
 	<-done
 	g.loadedAt = time.Now()
-	g.fingerprint = e.fingerprint(mc, g.files)
+	g.fingerprint = fingerprint(mc, g.sources)
 	return g, nil
 }
 
@@ -158,6 +172,8 @@ type LoadError struct {
 	File   string // config file when the problem is in the config
 	Line   int
 	Err    error
+	// sources the failed load read, so a watcher sees fixes to them.
+	sources map[string][]byte
 }
 
 func (e *LoadError) Error() string {
@@ -173,7 +189,7 @@ func (e *LoadError) Error() string {
 
 func (e *LoadError) Unwrap() error { return e.Err }
 
-func (e *Engine) loadError(mc ModuleConfig, step string, err error) error {
+func (e *Engine) loadError(mc ModuleConfig, step string, err error) *LoadError {
 	var se *ScriptError
 	if errors.As(err, &se) {
 		var ce *luaapi.ConfigError

@@ -59,29 +59,46 @@ type loadFailure struct {
 }
 
 // fingerprint identifies what a generation was built from: its config
-// entry and the content of every file it loaded.
-func (e *Engine) fingerprint(mc ModuleConfig, files []string) string {
+// entry (not where it sits in the file: a comment added above it changes
+// nothing) and the content of every file its load read.
+func fingerprint(mc ModuleConfig, sources map[string][]byte) string {
 	h := sha256.New()
+	mc.Line, mc.ConfigLine = 0, 0
 	cfgJSON, _ := json.Marshal(struct {
 		M ModuleConfig
 		C any
 	}{mc, mc.Config})
 	h.Write(cfgJSON)
-	seen := map[string]bool{}
-	for _, f := range files {
-		if seen[f] {
+	paths := make([]string, 0, len(sources))
+	for p := range sources {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		src := sources[p]
+		if src == nil {
+			fmt.Fprintf(h, "\x00%s:missing", p)
 			continue
 		}
-		seen[f] = true
-		b, err := fs.ReadFile(e.fsys, f)
-		if err != nil {
-			fmt.Fprintf(h, "\x00%s:missing", f)
-			continue
-		}
-		fmt.Fprintf(h, "\x00%s:%d:", f, len(b))
-		h.Write(b)
+		fmt.Fprintf(h, "\x00%s:%d:", p, len(src))
+		h.Write(src)
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// onDisk is the fingerprint mc would have if loaded now from the same files.
+func (e *Engine) onDisk(mc ModuleConfig, files map[string][]byte) string {
+	now := make(map[string][]byte, len(files))
+	for p := range files {
+		b, err := fs.ReadFile(e.fsys, p)
+		if err != nil {
+			b = nil
+		} else if b == nil {
+			b = []byte{}
+		}
+		now[p] = b
+	}
+	return fingerprint(mc, now)
 }
 
 // Reload re-reads the config file the engine was loaded from (when it
@@ -133,7 +150,7 @@ func (e *Engine) ReloadWith(ctx context.Context, cfg *Config, force map[string]b
 	var toLoad []ModuleConfig
 	for _, mc := range cfg.Modules {
 		old := running[mc.Name]
-		if old != nil && !force[mc.Name] && old.fingerprint == e.fingerprint(mc, old.files) {
+		if old != nil && !force[mc.Name] && old.fingerprint == e.onDisk(mc, old.sources) {
 			continue
 		}
 		toLoad = append(toLoad, mc)
@@ -183,12 +200,14 @@ func (e *Engine) ReloadWith(ctx context.Context, cfg *Config, force map[string]b
 		if errors.As(err, &le) {
 			failed[le.Module] = true
 			e.lastErr[le.Module] = loadFailure{err, time.Now()}
+			e.failedFiles[le.Module] = le.sources
 			e.log.Error("reload failed; the previous version keeps serving", "module", le.Module, "err", err)
 		}
 	}
 	for _, g := range accepted {
 		if !failed[g.cfg.Name] {
 			delete(e.lastErr, g.cfg.Name)
+			delete(e.failedFiles, g.cfg.Name)
 			e.log.Info("module reloaded", "module", g.cfg.Name, "generation", g.seq)
 		}
 	}
@@ -229,12 +248,21 @@ func (e *Engine) Files() []string {
 	defer e.mu.Unlock()
 	seen := map[string]bool{}
 	var out []string
+	add := func(f string) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
 	for _, g := range e.gens {
-		for _, f := range g.files {
-			if !seen[f] {
-				seen[f] = true
-				out = append(out, f)
-			}
+		for f := range g.sources {
+			add(f)
+		}
+	}
+	// What failed loads read too, so fixing a broken helper reloads.
+	for _, files := range e.failedFiles {
+		for f := range files {
+			add(f)
 		}
 	}
 	// Modules that failed to load are watched too, so fixing them reloads.

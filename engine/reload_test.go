@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	goruntime "runtime"
@@ -344,5 +345,122 @@ func TestReloadOfAModuleThatNeverLoaded(t *testing.T) {
 	}
 	if v := r.verdict("x"); v != "M_FORBIDDEN" {
 		t.Errorf("the fixed module should serve: %s", v)
+	}
+}
+
+// lockedFS is an in-memory file system a test may edit while the engine
+// reads it.
+type lockedFS struct {
+	mu    sync.RWMutex
+	files fstest.MapFS
+}
+
+func (l *lockedFS) Open(name string) (fs.File, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	f, ok := l.files[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return fstest.MapFS{name: &fstest.MapFile{Data: append([]byte(nil), f.Data...)}}.Open(name)
+}
+
+func (l *lockedFS) write(name, src string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.files[name] = &fstest.MapFile{Data: []byte(src)}
+}
+
+func TestASaveDuringAReloadIsNotLost(t *testing.T) {
+	version := func(v int) string {
+		return fmt.Sprintf(`return { new = function(c, api)
+	api.sleep(0.2) -- a slow constructor: the admin saves again meanwhile
+	api.register_spam_checker_callbacks{ check_event_for_spam = function() return "M_V%d" end }
+end }`, v)
+	}
+	lfs := &lockedFS{files: fstest.MapFS{"spam.lua": {Data: []byte(version(1))}}}
+	cfg, _ := ParseConfig([]byte(oneModule), "test.yaml")
+	e, err := New(bg, cfg, Options{FS: lfs, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	lfs.write("spam.lua", version(2))
+	go func() {
+		time.Sleep(50 * time.Millisecond) // during v2's constructor
+		lfs.write("spam.lua", version(3))
+	}()
+	if err := e.ReloadWith(bg, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ReloadWith(bg, cfg, nil); err != nil { // the watcher's next reload
+		t.Fatal(err)
+	}
+	d, _ := e.CheckEventForSpam(bg, msg("@a:example.org", "x"))
+	if d.Errcode != "M_V3" {
+		t.Errorf("the save made during the reload was lost: serving %s", d.Errcode)
+	}
+}
+
+func TestReloadWatchesWhatAFailedLoadRead(t *testing.T) {
+	r := newReloadRig(t, oneModule, map[string]string{"spam.lua": spamModule("x", "M_FORBIDDEN")})
+	r.write("spam.lua", `local h = require("helper")`+"\n"+spamModule("x", "M_FORBIDDEN"))
+	r.write("helper.lua", "syntax error here")
+	if err := r.reload(oneModule); err == nil {
+		t.Fatal("want the broken helper to fail the reload")
+	}
+	if files := strings.Join(r.e.Files(), ","); !strings.Contains(files, "helper.lua") {
+		t.Errorf("the broken helper must be watched so fixing it reloads: %s", files)
+	}
+	r.write("helper.lua", "return {}")
+	if err := r.reload(oneModule); err != nil {
+		t.Errorf("fixing the helper reloads: %v", err)
+	}
+}
+
+func TestRequireInACallbackDoesNotChurnReloads(t *testing.T) {
+	r := newReloadRig(t, oneModule, map[string]string{
+		"spam.lua": `return { new = function(c, api) api.register_spam_checker_callbacks{ check_event_for_spam = function()
+			return require("late").verdict end } end }`,
+		"late.lua": `return { verdict = "NOT_SPAM" }`,
+	})
+	if v := r.verdict("x"); v != "allow" {
+		t.Fatal(v)
+	}
+	gen := r.status("spam").Generation
+	if err := r.reload(oneModule); err != nil {
+		t.Fatal(err)
+	}
+	if r.status("spam").Generation != gen {
+		t.Error("a require made by a callback after loading made the module reload")
+	}
+}
+
+func TestConfigEditsThatMoveAModuleDoNotReloadIt(t *testing.T) {
+	r := newReloadRig(t, oneModule, map[string]string{"spam.lua": spamModule("x", "M_FORBIDDEN")})
+	gen := r.status("spam").Generation
+	if err := r.reload("# a comment\n\n" + oneModule); err != nil {
+		t.Fatal(err)
+	}
+	if r.status("spam").Generation != gen {
+		t.Error("moving a module's entry down the file reloaded it")
+	}
+}
+
+func TestAConstructorUsingTheStoreCanReload(t *testing.T) {
+	yaml := "server_name: example.org\nstorage: {backend: memory}\nmodules:\n  - module: spam.lua\n"
+	r := newReloadRig(t, yaml, map[string]string{"spam.lua": `return { new = function(c, api)
+		local n = api.store.incr("loads")
+		api.register_spam_checker_callbacks{ check_event_for_spam = function() return api.NOT_SPAM end }
+	end }`})
+	done := make(chan error, 1)
+	go func() { done <- r.e.ReloadModule(bg, "spam") }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reload whose constructor uses api.store hangs")
 	}
 }

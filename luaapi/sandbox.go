@@ -418,7 +418,9 @@ type Loader struct {
 	Dir    string // the module's folder inside FS ("." or "spam")
 	API    lua.LValue
 	Env    *stdlib.Env
-	OnFile func(path string) // told about every file required (reload watches them)
+	// OnFile is told about every local file require looks for, with its
+	// content (nil when it does not exist): reload watches them.
+	OnFile func(path string, src []byte)
 	loaded map[string]lua.LValue
 	protos map[string]*lua.FunctionProto
 }
@@ -446,13 +448,14 @@ func (ld *Loader) require(L *lua.LState) int {
 		L.ArgError(1, fmt.Sprintf("invalid module name %q (use names like \"helpers\" or \"lib.helpers\")", name))
 	}
 	file := path.Join(ld.Dir, strings.ReplaceAll(name, ".", "/")+".lua")
-	if src, err := fs.ReadFile(ld.FS, file); err == nil {
+	src, err := fs.ReadFile(ld.FS, file)
+	if ld.OnFile != nil {
+		ld.OnFile(file, src)
+	}
+	if err == nil {
 		proto, err := Compile(src, file)
 		if err != nil {
 			L.RaiseError("require %q: %s", name, err.Error())
-		}
-		if ld.OnFile != nil {
-			ld.OnFile(file)
 		}
 		// Mark as loading to stop require cycles from recursing forever.
 		ld.loaded[name] = lua.LTrue

@@ -235,13 +235,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	bgCtx, bgStop := context.WithCancel(ctx)
 	defer bgStop()
 	if !*noWatch {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			if err := eng.Watch(bgCtx); err != nil {
-				log.Error("file watching is off", "err", err)
-			}
-		}()
+		// Armed before "serving" is printed: an edit made after is seen.
+		done, err := eng.StartWatch(bgCtx)
+		if err != nil {
+			log.Error("file watching is off", "err", err)
+		} else {
+			bg.Add(1)
+			go func() {
+				defer bg.Done()
+				<-done
+			}()
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
