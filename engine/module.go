@@ -60,7 +60,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	e.installHostFunctions(L, api, mc)
 	e.installTimers(L, api.Table, g)
 	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
-		Env:    &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
+		Env: &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
 		OnFile: func(p string, src []byte) {
 			// Loop goroutine. Files required later, by a callback, are not
 			// part of what this generation was built from.

@@ -414,10 +414,10 @@ func syntaxError(name string, err error) error {
 // Loader resolves require() for one module state: module_api, then
 // name.lua in the module's own folder, then the stdlib libraries.
 type Loader struct {
-	FS     fs.FS  // the module's files
-	Dir    string // the module's folder inside FS ("." or "spam")
-	API    lua.LValue
-	Env    *stdlib.Env
+	FS  fs.FS  // the module's files
+	Dir string // the module's folder inside FS ("." or "spam")
+	API lua.LValue
+	Env *stdlib.Env
 	// OnFile is told about every local file require looks for, with its
 	// content (nil when it does not exist): reload watches them.
 	OnFile func(path string, src []byte)
