@@ -207,6 +207,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
+	// A storage backend the admin chose is opened now, so a wrong Redis
+	// URL stops start-up instead of failing the first api.store call.
+	if eng.Config().Storage.Backend != "" {
+		if _, err := eng.Store(); err != nil {
+			printErr(stderr, fmt.Errorf("storage: %w", err))
+			return 1
+		}
+	}
 	for _, m := range eng.Modules() {
 		log.Info("module loaded", "module", m.Name, "file", m.File,
 			"callbacks", strings.Join(m.Callbacks, ","), "paths", strings.Join(m.Paths, ","))
