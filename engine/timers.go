@@ -7,6 +7,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/luaapi"
 )
 
 // Timers: api.looping_background_call(fn, msec, ...) and
@@ -84,7 +86,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		return time.Duration(float64(v) * float64(time.Millisecond))
 	}
 
-	api.RawSetString("looping_background_call", L.NewFunction(methodTolerantFn(api, func(L *lua.LState) int {
+	api.RawSetString("looping_background_call", L.NewFunction(luaapi.MethodTolerant(api, func(L *lua.LState) int {
 		fn := L.CheckFunction(1)
 		every := msec(L, 2)
 		if every < time.Millisecond {
@@ -111,7 +113,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		return 1
 	})))
 
-	api.RawSetString("delayed_background_call", L.NewFunction(methodTolerantFn(api, func(L *lua.LState) int {
+	api.RawSetString("delayed_background_call", L.NewFunction(luaapi.MethodTolerant(api, func(L *lua.LState) int {
 		after := msec(L, 1)
 		fn := L.CheckFunction(2)
 		args := restArgs(L, 3)
@@ -130,14 +132,4 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		L.Push(handle(L, func() { once.Do(func() { close(cancel) }) }))
 		return 1
 	})))
-}
-
-// methodTolerantFn lets api.f(x) and api:f(x) both work.
-func methodTolerantFn(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
-	return func(L *lua.LState) int {
-		if L.GetTop() > 0 && L.Get(1) == self {
-			L.Remove(1)
-		}
-		return fn(L)
-	}
 }

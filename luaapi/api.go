@@ -90,10 +90,10 @@ func NewModuleAPI(L *lua.LState, module string, host Host, log *slog.Logger) *Mo
 		},
 	}
 	for name, fn := range fns {
-		t.RawSetString(name, L.NewFunction(methodTolerant(t, fn)))
+		t.RawSetString(name, L.NewFunction(MethodTolerant(t, fn)))
 	}
 	for _, cat := range Catalogue {
-		t.RawSetString(cat.RegisterFunc(), L.NewFunction(methodTolerant(t, m.registerCategory(cat))))
+		t.RawSetString(cat.RegisterFunc(), L.NewFunction(MethodTolerant(t, m.registerCategory(cat))))
 	}
 	t.RawSetString("sleep", HostFunction(L, "sleep", func(L *lua.LState) *HostCall {
 		d := time.Duration(float64(L.CheckNumber(1)) * float64(time.Second))
@@ -111,8 +111,8 @@ func NewModuleAPI(L *lua.LState, module string, host Host, log *slog.Logger) *Mo
 	return m
 }
 
-// methodTolerant lets api.f(x) and api:f(x) both work (a common slip).
-func methodTolerant(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
+// MethodTolerant lets api.f(x) and api:f(x) both work (a common slip).
+func MethodTolerant(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
 	return func(L *lua.LState) int {
 		if L.GetTop() > 0 && L.Get(1) == self {
 			L.Remove(1)
