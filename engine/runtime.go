@@ -411,9 +411,10 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 	if !c.parked {
 		c.parked = true
 		c.hctx, c.hcancel = context.WithDeadline(c.parent, c.deadline)
+		where := hc.Position() // computed here: the timer runs elsewhere
 		c.timer = time.AfterFunc(time.Until(c.deadline), func() {
 			if atomic.CompareAndSwapInt32(&c.claim, 0, claimCaller) {
-				c.done <- r.timeoutError(c, hc.Where)
+				c.done <- r.timeoutError(c, where)
 			}
 		})
 	}
@@ -437,12 +438,12 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 				// Past the deadline: abandon the coroutine, drop the late
 				// result.
 				r.retire(w)
-				c.finish(r.timeoutError(c, hc.Where))
+				c.finish(r.timeoutError(c, hc.Position()))
 				return
 			}
 			var vals []lua.LValue
 			if err := guard(func() { vals = luaapi.ResumeValues(r.L, hc, res, herr) }); err != nil {
-				vals = []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %v", hc.Where, hc.Name, err))}
+				vals = []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %v", hc.Position(), hc.Name, err))}
 			}
 			r.begin(c, w)
 			st, err, rets := luaapi.ResumeGuarded(r.L, w.th, nil, vals)
