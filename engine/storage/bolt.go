@@ -161,10 +161,7 @@ func (s *boltStore) wrap(op, key string, err error) error {
 }
 
 func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
-	if err := validate(ns, key); err != nil {
-		return nil, false, err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, 0); err != nil {
 		return nil, false, err
 	}
 	var (
@@ -214,13 +211,7 @@ func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, erro
 }
 
 func (s *boltStore) Set(ctx context.Context, ns, key string, value []byte, ttl time.Duration) error {
-	if err := validate(ns, key); err != nil {
-		return err
-	}
-	if err := validateTTL(ttl); err != nil {
-		return err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, ttl); err != nil {
 		return err
 	}
 	err := s.write(bg(ctx), func(tx *bolt.Tx) error {
@@ -237,10 +228,7 @@ func (s *boltStore) Set(ctx context.Context, ns, key string, value []byte, ttl t
 }
 
 func (s *boltStore) Delete(ctx context.Context, ns, key string) error {
-	if err := validate(ns, key); err != nil {
-		return err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, 0); err != nil {
 		return err
 	}
 	err := s.write(bg(ctx), func(tx *bolt.Tx) error {
@@ -257,13 +245,7 @@ func (s *boltStore) Delete(ctx context.Context, ns, key string) error {
 }
 
 func (s *boltStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.Duration) (int64, error) {
-	if err := validate(ns, key); err != nil {
-		return 0, err
-	}
-	if err := validateTTL(ttl); err != nil {
-		return 0, err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, ttl); err != nil {
 		return 0, err
 	}
 	var n int64

@@ -73,10 +73,7 @@ func closedErr(backend, op, key string) error {
 }
 
 func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
-	if err := validate(ns, key); err != nil {
-		return nil, false, err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, 0); err != nil {
 		return nil, false, err
 	}
 	m.mu.RLock()
@@ -104,13 +101,7 @@ func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error
 }
 
 func (m *memStore) Set(ctx context.Context, ns, key string, value []byte, ttl time.Duration) error {
-	if err := validate(ns, key); err != nil {
-		return err
-	}
-	if err := validateTTL(ttl); err != nil {
-		return err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, ttl); err != nil {
 		return err
 	}
 	e := memEntry{val: append([]byte{}, value...), exp: expiryAt(time.Now(), ttl)}
@@ -129,10 +120,7 @@ func (m *memStore) Set(ctx context.Context, ns, key string, value []byte, ttl ti
 }
 
 func (m *memStore) Delete(ctx context.Context, ns, key string) error {
-	if err := validate(ns, key); err != nil {
-		return err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, 0); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -150,13 +138,7 @@ func (m *memStore) Delete(ctx context.Context, ns, key string) error {
 }
 
 func (m *memStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.Duration) (int64, error) {
-	if err := validate(ns, key); err != nil {
-		return 0, err
-	}
-	if err := validateTTL(ttl); err != nil {
-		return 0, err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := check(ctx, ns, key, ttl); err != nil {
 		return 0, err
 	}
 	m.mu.Lock()

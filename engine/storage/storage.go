@@ -238,6 +238,18 @@ func incrValue(key string, old []byte, exists bool, by int64) (int64, error) {
 	return n, nil
 }
 
+// check validates a call's arguments and context before a backend acts:
+// every backend starts each method with it, so all reject the same input.
+func check(ctx context.Context, ns, key string, ttl time.Duration) error {
+	if err := validate(ns, key); err != nil {
+		return err
+	}
+	if err := validateTTL(ttl); err != nil {
+		return err
+	}
+	return ctxErr(ctx)
+}
+
 func ctxErr(ctx context.Context) error {
 	if ctx == nil {
 		return nil
