@@ -316,8 +316,6 @@ func (p *requestProxy) MarshalJSON() ([]byte, error) {
 	})
 }
 
-const regRequestMeta = "luahost.requestmeta"
-
 func pushRequest(L *lua.LState, p *requestProxy) lua.LValue {
 	ud := L.NewUserData()
 	ud.Value = p
@@ -335,7 +333,8 @@ func requestOf(v lua.LValue) (*requestProxy, bool) {
 }
 
 func requestMeta(L *lua.LState) *lua.LTable {
-	if mt, ok := L.G.Registry.RawGetString(regRequestMeta).(*lua.LTable); ok {
+	mt, built := luaapi.ProxyMeta(L, "request", "the request is read-only")
+	if built {
 		return mt
 	}
 	check := func(L *lua.LState) *requestProxy {
@@ -357,7 +356,6 @@ func requestMeta(L *lua.LState) *lua.LTable {
 		L.Push(p.decoded)
 		return 1
 	})
-	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		p := check(L)
 		switch L.CheckString(2) {
@@ -416,17 +414,11 @@ func requestMeta(L *lua.LState) *lua.LTable {
 		}
 		return 1
 	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("the request is read-only")
-		return 0
-	}))
 	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		p := check(L)
 		L.Push(lua.LString("request " + p.method + " " + p.req.URL.Path))
 		return 1
 	}))
-	mt.RawSetString("__metatable", lua.LString("request"))
-	L.G.Registry.RawSetString(regRequestMeta, mt)
 	return mt
 }
 

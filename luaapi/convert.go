@@ -15,10 +15,24 @@ import (
 // access and caches it; pairs(), json.encode() and event:get_dict() (a
 // modifiable deep copy, as Synapse's EventBase.get_dict()) still work.
 
-const (
-	regEventMeta = "luahost.eventmeta"
-	regStateMeta = "luahost.statemeta"
-)
+// ProxyMeta returns the state's metatable for one kind of read-only proxy
+// (event, state map, request) and whether it was already built. A new one
+// refuses writes with readOnly and answers getmetatable() with name; the
+// caller adds __index and the other metamethods.
+func ProxyMeta(L *lua.LState, name, readOnly string) (mt *lua.LTable, built bool) {
+	key := "luahost.proxy." + name
+	if mt, ok := L.G.Registry.RawGetString(key).(*lua.LTable); ok {
+		return mt, true
+	}
+	mt = L.NewTable()
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s", readOnly)
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString(name))
+	L.G.Registry.RawSetString(key, mt)
+	return mt, false
+}
 
 type eventProxy struct {
 	ev                *Event
@@ -50,10 +64,10 @@ func EventOf(v lua.LValue) (*Event, bool) {
 }
 
 func eventMeta(L *lua.LState) *lua.LTable {
-	if mt, ok := L.G.Registry.RawGetString(regEventMeta).(*lua.LTable); ok {
+	mt, built := ProxyMeta(L, "event", "events are read-only: use event:get_dict() for a copy you can change")
+	if built {
 		return mt
 	}
-	mt := L.NewTable()
 	getDict := L.NewFunction(func(L *lua.LState) int {
 		p := checkEvent(L)
 		L.Push(eventTable(L, p.ev))
@@ -114,10 +128,6 @@ func eventMeta(L *lua.LState) *lua.LTable {
 		}
 		return 1
 	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("events are read-only: use event:get_dict() for a copy you can change")
-		return 0
-	}))
 	mt.RawSetString("__pairs", L.NewFunction(func(L *lua.LState) int {
 		p := checkEvent(L)
 		L.Push(L.GetGlobal("next"))
@@ -130,8 +140,6 @@ func eventMeta(L *lua.LState) *lua.LTable {
 		L.Push(lua.LString(fmt.Sprintf("event %s (%s from %s)", p.ev.EventID, p.ev.Type, p.ev.Sender)))
 		return 1
 	}))
-	mt.RawSetString("__metatable", lua.LString("event"))
-	L.G.Registry.RawSetString(regEventMeta, mt)
 	return mt
 }
 
@@ -243,7 +251,8 @@ func (p *stateProxy) typeTable(L *lua.LState, typ string) lua.LValue {
 }
 
 func stateMeta(L *lua.LState) *lua.LTable {
-	if mt, ok := L.G.Registry.RawGetString(regStateMeta).(*lua.LTable); ok {
+	mt, built := ProxyMeta(L, "state_map", "state maps are read-only")
+	if built {
 		return mt
 	}
 	check := func(L *lua.LState) *stateProxy {
@@ -255,15 +264,10 @@ func stateMeta(L *lua.LState) *lua.LTable {
 		L.ArgError(1, "state map expected")
 		return nil
 	}
-	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		p := check(L)
 		L.Push(p.typeTable(L, L.CheckString(2)))
 		return 1
-	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("state maps are read-only")
-		return 0
 	}))
 	mt.RawSetString("__pairs", L.NewFunction(func(L *lua.LState) int {
 		p := check(L)
@@ -276,8 +280,6 @@ func stateMeta(L *lua.LState) *lua.LTable {
 		L.Push(lua.LNil)
 		return 3
 	}))
-	mt.RawSetString("__metatable", lua.LString("state_map"))
-	L.G.Registry.RawSetString(regStateMeta, mt)
 	return mt
 }
 
