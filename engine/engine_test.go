@@ -466,3 +466,12 @@ end } end }`,
 		t.Error(err)
 	}
 }
+
+func TestErrorWithoutAMessageStillPoints(t *testing.T) {
+	e := mustEngine(t, "server_name: example.org\nmodules:\n  - module: m.lua\n", map[string]string{
+		"m.lua": "return { new = function(c, api) api.register_spam_checker_callbacks{ check_event_for_spam = function(ev)\n  error(nil)\nend } end }"})
+	_, err := e.CheckEventForSpam(bg, msg("@a:example.org", "x"))
+	if err == nil || !strings.Contains(err.Error(), `module "m" (m.lua:2): check_event_for_spam: error raised without a message`) {
+		t.Errorf("got %v", err)
+	}
+}

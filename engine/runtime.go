@@ -605,13 +605,21 @@ func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
 			se.Line, _ = strconv.Atoi(m[2])
 			msg = msg[len(m[0]):]
 		}
+		if strings.TrimSpace(msg) == "" || val == lua.LNil {
+			msg = "error raised without a message (error(nil) or error(\"\"))"
+		}
 		se.Msg = msg
 		if time.Now().After(c.deadline) && strings.Contains(msg, context.DeadlineExceeded.Error()) {
 			se.Timeout = true
 			se.Msg = fmt.Sprintf("timed out after %s (still running at this line)", c.timeout)
 		}
 	}
-	se.Traceback = traceback(th)
+	var top frame
+	se.Traceback, top = traceback(th)
+	if se.Line == 0 && top.line > 0 && !se.Timeout {
+		// A non-string error carries no position; the stack still does.
+		se.File, se.Line = top.source, top.line
+	}
 	return se
 }
 
@@ -654,9 +662,16 @@ func luaToString(L *lua.LState, v lua.LValue) string {
 	return v.String()
 }
 
-// traceback walks a dead coroutine's frames (they survive the error).
-func traceback(th *lua.LState) string {
+type frame struct {
+	source string
+	line   int
+}
+
+// traceback walks a dead coroutine's frames (they survive the error) and
+// returns them, with the innermost script frame.
+func traceback(th *lua.LState) (string, frame) {
 	var b strings.Builder
+	var top frame
 	_ = guard(func() {
 		for level := 0; level < 32; level++ {
 			dbg, ok := th.GetStack(level)
@@ -673,13 +688,16 @@ func traceback(th *lua.LState) string {
 			if name == "" {
 				name = "?"
 			}
+			if top.line == 0 {
+				top = frame{dbg.Source, dbg.CurrentLine}
+			}
 			fmt.Fprintf(&b, "\n\t%s:%d: in %s", dbg.Source, dbg.CurrentLine, name)
 		}
 	})
 	if b.Len() == 0 {
-		return ""
+		return "", top
 	}
-	return "stack traceback:" + b.String()
+	return "stack traceback:" + b.String(), top
 }
 
 // count is how many module runtimes are alive (for leak tests).
