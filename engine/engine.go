@@ -74,6 +74,8 @@ type Engine struct {
 
 	notifications chan func()
 	notifierDone  chan struct{}
+	notifyMu      sync.RWMutex // guards sending on notifications against close
+	notifyClosed  bool
 	dropped       atomic.Uint64
 	lastDropLog   atomic.Int64
 }

@@ -26,9 +26,12 @@ func (e *Engine) startNotifier() {
 	}()
 }
 
-// stopNotifier delivers what is queued, then stops. Called with e.mu held.
+// stopNotifier delivers what is queued, then stops.
 func (e *Engine) stopNotifier() {
+	e.notifyMu.Lock()
+	e.notifyClosed = true
 	close(e.notifications)
+	e.notifyMu.Unlock()
 	<-e.notifierDone
 }
 
@@ -49,9 +52,10 @@ func (e *Engine) Fire(callback string, args ...any) bool {
 		defer cancel()
 		_ = e.notify(ctx, cb.ID(), args...)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
+	// Not e.mu: a reload holds it for as long as modules take to load.
+	e.notifyMu.RLock()
+	defer e.notifyMu.RUnlock()
+	if e.notifyClosed {
 		return false
 	}
 	select {
