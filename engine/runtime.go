@@ -44,7 +44,8 @@ type runtime struct {
 	stopped chan struct{}
 	once    sync.Once
 
-	ctx atomic.Pointer[loopCtx]
+	ctx     atomic.Pointer[loopCtx]
+	waiters atomic.Int32 // callers blocked in invoke without a context
 	// running is the call on the loop right now (nil when idle), for the
 	// watchdog; wdmu orders its check against the loop's changes.
 	wdmu     sync.Mutex
@@ -182,17 +183,25 @@ func (r *runtime) next() (job, bool) {
 	return j, ok
 }
 
-// wait receives a call's outcome, spinning briefly before blocking.
-func wait(done chan error) error {
-	for i := 0; i < spinRounds; i++ {
+// wait receives a call's outcome, spinning briefly first when spin is
+// set; gaveUp reports that cancel (the caller's context) ended first.
+func wait(done chan error, cancel <-chan struct{}, spin bool) (err error, gaveUp bool) {
+	for i := 0; spin && i < spinRounds; i++ {
 		select {
 		case err := <-done:
-			return err
+			return err, false
+		case <-cancel:
+			return nil, true
 		default:
 			goruntime.Gosched()
 		}
 	}
-	return <-done
+	select {
+	case err := <-done:
+		return err, false
+	case <-cancel:
+		return nil, true
+	}
 }
 
 var errClosed = errors.New("module is closed")
@@ -238,19 +247,17 @@ func (r *runtime) invoke(ctx context.Context, spec call) error {
 	if !r.enqueue(job{c: c}) {
 		return errClosed
 	}
-	var err error
-	if cancel := ctx.Done(); cancel == nil {
-		err = wait(c.done)
-	} else {
-		select {
-		case err = <-c.done:
-		case <-cancel:
-			if atomic.CompareAndSwapInt32(&c.claim, 0, claimCaller) {
-				// The loop may still hold c: never reuse it.
-				return fmt.Errorf("module %q: %s: %w", r.module, spec.what, ctx.Err())
-			}
-			err = <-c.done
+	// Spin only as the sole waiter: many spinning callers would churn the
+	// scheduler and take CPU from the work they wait for.
+	spin := r.waiters.Add(1) == 1
+	err, gaveUp := wait(c.done, ctx.Done(), spin)
+	r.waiters.Add(-1)
+	if gaveUp {
+		if atomic.CompareAndSwapInt32(&c.claim, 0, claimCaller) {
+			// The loop may still hold c: never reuse it.
+			return fmt.Errorf("module %q: %s: %w", r.module, spec.what, ctx.Err())
 		}
+		err = <-c.done
 	}
 	if c.parked {
 		return err // a late resume may still look at it
