@@ -80,11 +80,9 @@ func TestCheckEventAllowedCombine(t *testing.T) {
 		return x.y
 	end`))
 	_, _, err = raising.CheckEventAllowed(bg, msg("@a:example.org", "syn"), StateMap{})
-	var syn interface{ Error() string }
 	if err == nil || !strings.Contains(err.Error(), "451") {
 		t.Errorf("a SynapseError passes through: %v", err)
 	}
-	_ = syn
 	ok, _, err = raising.CheckEventAllowed(bg, msg("@a:example.org", "other"), StateMap{})
 	if err != nil || ok {
 		t.Errorf("other errors refuse (closed): %v %v", ok, err)
