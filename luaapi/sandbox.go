@@ -305,15 +305,15 @@ func installPcall(L *lua.LState) {
 		var vals []lua.LValue
 		if fresh {
 			delete(pool.fresh, co)
-			st, err, vals = resumeGuarded(L, co, pool.loop, args)
+			st, err, vals = ResumeGuarded(L, co, pool.loop, args)
 		} else {
-			st, err, vals = resumeGuarded(L, co, nil, args)
+			st, err, vals = ResumeGuarded(L, co, nil, args)
 		}
 		switch {
 		case st == lua.ResumeError:
 			delete(pool.engine, co) // dead: never reused
 			L.Push(lua.LNumber(1))
-			L.Push(errorValue(err))
+			L.Push(ErrorValue(err))
 			return 2
 		case len(vals) > 0 && vals[0] == pool.done:
 			if len(pool.idle) < 64 {
@@ -354,8 +354,8 @@ func installPcall(L *lua.LState) {
 	L.Pop(2)
 }
 
-// resumeGuarded resumes co and turns a Go panic inside it into an error.
-func resumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (st lua.ResumeState, err error, vals []lua.LValue) {
+// ResumeGuarded resumes co (a pcall or worker coroutine) and turns a Go panic inside it into an error.
+func ResumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (st lua.ResumeState, err error, vals []lua.LValue) {
 	defer func() {
 		if r := recover(); r != nil {
 			st, err, vals = lua.ResumeError, fmt.Errorf("internal error: %v", r), nil
@@ -364,21 +364,13 @@ func resumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (st 
 	return L.Resume(co, fn, args...)
 }
 
-// ResumeGuarded is resumeGuarded for the engine's worker coroutines.
-func ResumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (lua.ResumeState, error, []lua.LValue) {
-	return resumeGuarded(L, co, fn, args)
-}
-
-// errorValue is the Lua value a raised error carried.
-func errorValue(err error) lua.LValue {
+// ErrorValue is the Lua value a raised error carried.
+func ErrorValue(err error) lua.LValue {
 	if ae, ok := err.(*lua.ApiError); ok {
 		return ae.Object
 	}
 	return lua.LString(err.Error())
 }
-
-// ErrorValue exposes errorValue to the engine.
-func ErrorValue(err error) lua.LValue { return errorValue(err) }
 
 // Compile parses and compiles a script once; the result can be loaded
 // into any number of states. name is the chunk name errors show
