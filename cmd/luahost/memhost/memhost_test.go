@@ -618,7 +618,9 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			errs <- func() error {
 				tok, err := h.CreateUser(fmt.Sprintf("user%d", w), false)
 				if err != nil {
@@ -673,7 +675,7 @@ func TestConcurrentUse(t *testing.T) {
 					Content: map[string]any{"topic": me}})
 				return err
 			}()
-		})
+		}()
 	}
 	wg.Wait()
 	close(errs)
