@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/luahost/luahost/engine"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -159,9 +161,9 @@ func BenchmarkCheckEventAllowed(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
-			ok, _, err := e.CheckEventAllowed(ctx, ev, state)
-			if err != nil || !ok {
-				b.Fatal(ok, err)
+			d, err := e.CheckEventAllowed(ctx, ev, state)
+			if err != nil || !d.Allowed() {
+				b.Fatal(d, err)
 			}
 		}
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/luahost/luahost/luaapi"
 )
 
 // Config is a luahost config file: Synapse's `modules:` list plus the
@@ -21,7 +23,8 @@ type Config struct {
 	// File is the config file's path as given ("luahost.yaml").
 	File string
 	// Dir is the folder module paths are relative to.
-	Dir        string
+	Dir string
+	// ServerName is the homeserver's name; empty takes the Host's.
 	ServerName string
 	Listen     string
 	DataDir    string
@@ -29,7 +32,8 @@ type Config struct {
 	HTTPClient HTTPClientConfig
 	Modules    []ModuleConfig
 	// fromDisk: LoadConfig read it, so Reload can read it again.
-	fromDisk bool
+	fromDisk       bool
+	serverNameLine int
 }
 
 // StorageConfig selects api.store's backend.
@@ -111,13 +115,24 @@ var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_cli
 var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error"}
 
 // ParseConfig parses config text; file names it in errors. All problems
-// are reported, not only the first.
+// are reported, not only the first. Module paths are relative to the
+// current folder until Dir is set.
 func ParseConfig(data []byte, file string) (*Config, error) {
-	cfg := &Config{File: file, Dir: ".", ServerName: "localhost", Listen: DefaultListen}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, ConfigErrors{yamlError(file, err)}
 	}
+	if len(doc.Content) == 0 {
+		return nil, ConfigErrors{{File: file, Msg: "empty config: expected a modules: list"}}
+	}
+	return ParseConfigNode(doc.Content[0], file)
+}
+
+// ParseConfigNode parses the luahost section of a homeserver's own YAML
+// config, decoded with gopkg.in/yaml.v3: errors name file and the lines
+// the node carries (its lines in the host's file).
+func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
+	cfg := &Config{File: file, Dir: ".", Listen: DefaultListen}
 	var errs ConfigErrors
 	fail := func(n *yaml.Node, format string, args ...any) {
 		line := 0
@@ -126,10 +141,9 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 		}
 		errs = append(errs, &ConfigError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
-	if len(doc.Content) == 0 {
-		return nil, ConfigErrors{{File: file, Msg: "empty config: expected server_name and a modules: list"}}
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
 	}
-	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, ConfigErrors{{File: file, Line: root.Line, Msg: "the config must be a mapping with server_name and modules"}}
 	}
@@ -139,6 +153,7 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 		switch k.Value {
 		case "server_name":
 			cfg.ServerName = scalar(v, fail, "server_name")
+			cfg.serverNameLine = v.Line
 		case "listen":
 			cfg.Listen = scalar(v, fail, "listen")
 		case "data_dir":
@@ -330,36 +345,40 @@ func forEachKey(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string
 
 // didYouMean suggests the valid key closest to a misspelt one.
 func didYouMean(got string, valid []string) string {
-	best, bestD := "", 3
-	for _, v := range valid {
-		if d := editDistance(got, v); d < bestD {
-			best, bestD = v, d
-		}
+	if best := luaapi.Suggest(got, valid); best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
+	return ""
 }
 
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+// ConfigFromMap builds a Config from the luahost section of a homeserver's
+// config decoded into a map (from JSON, TOML, ...): errors name source but
+// no line, as the map has none. dir is the folder module paths are
+// relative to.
+func ConfigFromMap(m map[string]any, source, dir string) (*Config, error) {
+	data, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", source, err)
 	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("config %s: %w", source, err)
 	}
-	return prev[len(b)]
+	clearLines(&doc)
+	cfg, err := ParseConfigNode(&doc, source)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
+	return cfg, nil
+}
+
+// clearLines drops positions that point into text the user never wrote.
+func clearLines(n *yaml.Node) {
+	n.Line, n.Column = 0, 0
+	for _, c := range n.Content {
+		clearLines(c)
+	}
 }
 
 func yamlError(file string, err error) *ConfigError {

@@ -1,7 +1,17 @@
-// Package engine hosts Lua modules for a Matrix homeserver: it loads the
-// modules a config lists, each in its own sandboxed Lua state with one
-// owner goroutine, and exposes typed invokers (CheckEventForSpam, ...) and
-// an http.Handler for the modules' web resources.
+// Package engine hosts Lua modules for a Matrix homeserver, on the model of
+// Synapse's module API. It is everything a homeserver author touches:
+//
+//   - Start (or New) loads the modules a config lists, each in its own
+//     sandboxed Lua state, and keeps them reloading as their files change;
+//   - the typed invokers (CheckEventForSpam, UserMayInvite,
+//     CheckEventAllowed, ...) ask the modules at the homeserver's hook
+//     points and combine their answers with Synapse's rules;
+//   - Handler serves the modules' web resources;
+//   - Host and its one-capability interfaces are what the homeserver
+//     implements for the modules' api.* functions.
+//
+// A nil *Engine is valid and means "no modules": Has reports false and
+// every invoker returns the answer that lets the operation proceed.
 //
 // All exported methods of Engine are safe for concurrent use.
 package engine
@@ -23,32 +33,50 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/luaapi"
 )
 
-// Options configure an Engine.
+// Options configure an Engine. The zero value works: a host that knows
+// only the config's server_name, logs to slog.Default, scripts read from
+// the config's folder, api.store as the config's storage: says.
 type Options struct {
-	// Host is the homeserver behind host functions; nil means a host that
-	// only knows the config's server_name.
-	Host luaapi.Host
+	// Host is the homeserver behind the host functions; nil means a host
+	// that knows only the server name. When both the config and the host
+	// name a server, they must agree.
+	Host Host
 	// Logger receives the engine's and the scripts' logs.
 	Logger *slog.Logger
 	// FS is where module scripts are read; default: the config's folder.
 	FS fs.FS
 	// Store backs api.store; nil opens the one the config's storage:
-	// section names (default: bolt under data_dir). The engine closes only
-	// a store it opened.
+	// section names. The engine closes only a store it opened.
 	Store storage.Store
+	// AllowPartial makes New and Start succeed when some modules fail to
+	// load: the others serve, Status reports the failures, and a watched
+	// file fix loads them. By default any failure is an error.
+	AllowPartial bool
+	// NoWatch turns off reloading on file changes in Start (Reload still
+	// works, e.g. on SIGHUP).
+	NoWatch bool
+	// Watcher, when set, is how Start (and Watch) learn about file
+	// changes; the default polls the files twice a second. Import
+	// github.com/luahost/luahost/engine/fswatch for OS file notifications.
+	Watcher func() (FileWatcher, error)
+	// Libraries are Go values scripts may require by name (see
+	// Library).
+	Libraries map[string]any
 }
 
 // Engine runs the modules of one config.
 type Engine struct {
 	cfg     *Config
 	cfgFile string
-	host    luaapi.Host
+	host    Host
 	log     *slog.Logger
 	fsys    fs.FS
+	opts    Options
 
 	mu      sync.Mutex // serialises load, reload and close; guards cfg
 	gens    []*generation
@@ -72,12 +100,10 @@ type Engine struct {
 	ownStore    bool
 	storeClosed bool
 
-	notifications chan func()
-	notifierDone  chan struct{}
-	notifyMu      sync.RWMutex // guards sending on notifications against close
-	notifyClosed  bool
-	dropped       atomic.Uint64
-	lastDropLog   atomic.Int64
+	notifier notifier
+	// stopWatch ends the watcher Start began; watchDone reports its end.
+	stopWatch context.CancelFunc
+	watchDone <-chan error
 }
 
 // snapshot is an immutable view of the loaded modules that invokers read
@@ -134,23 +160,66 @@ type binding struct {
 	reg luaapi.Registration
 }
 
-// New loads every module of cfg. When some modules fail, it returns the
-// engine (serving the modules that loaded) together with a LoadErrors
-// listing every failure; callers decide whether that is fatal.
+// Start reads the config file, loads every module, logs what loaded and
+// what failed, and (unless opts.NoWatch) reloads modules when their files
+// change. The engine closes itself when ctx ends; Close closes it sooner.
+// It returns an engine or an error, never both (see Options.AllowPartial).
+func Start(ctx context.Context, configFile string, opts Options) (*Engine, error) {
+	cfg, err := LoadConfig(configFile)
+	if err != nil {
+		return nil, err
+	}
+	e, err := New(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range e.Status() {
+		if st.Serving {
+			e.log.Info("module loaded", "module", st.Name, "file", st.File)
+		}
+	}
+	if !opts.NoWatch {
+		wctx, stop := context.WithCancel(context.Background())
+		done, err := e.StartWatch(wctx)
+		if err != nil {
+			stop()
+			e.log.Warn("file watching is off; reload with Reload", "err", err)
+		} else {
+			e.stopWatch, e.watchDone = stop, done
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		e.Close()
+	}()
+	return e, nil
+}
+
+// New loads every module of cfg. It returns an engine or an error, never
+// both: when a module fails, the others are closed and the error lists
+// every failure (LoadErrors), unless opts.AllowPartial is set.
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
-	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS,
-		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, storeCfg: storageConfig(cfg)}
+	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS, opts: opts,
+		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
-	if e.host == nil {
-		e.host = luaapi.UnimplementedHost{Name: cfg.ServerName}
+	if err := e.resolveServerName(); err != nil {
+		return nil, err
 	}
+	e.storeCfg = storageConfig(cfg)
 	if e.fsys == nil {
 		e.fsys = os.DirFS(cfg.Dir)
 	}
 	e.httpClient = newHTTPClient(parseAllowlist(cfg.HTTPClient.IPRangeAllowlist, e.log))
 	e.store = opts.Store
+	if e.store == nil && cfg.Storage.Backend != "" {
+		// A backend the admin chose is opened now, so a wrong Redis URL
+		// stops start-up instead of failing the first api.store call.
+		if _, err := e.openStore(); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
 	gens, errs := e.loadAll(ctx, cfg.Modules)
 	gens, cerrs := e.checkConflicts(gens, nil)
 	errs = append(errs, cerrs...)
@@ -163,11 +232,37 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	}
 	e.gens = gens
 	e.publish()
-	e.startNotifier()
+	e.notifier.start()
 	if len(errs) > 0 {
-		return e, errs
+		if opts.AllowPartial {
+			for _, err := range errs {
+				e.log.Error("module failed to load; the others serve", "err", err)
+			}
+			return e, nil
+		}
+		e.Close()
+		return nil, errs
 	}
 	return e, nil
+}
+
+// resolveServerName takes the server name from the host when the config
+// leaves it out; a config and a host that disagree are an error.
+func (e *Engine) resolveServerName() error {
+	cfgName := e.cfg.ServerName
+	switch {
+	case e.host == nil && cfgName == "":
+		e.cfg.ServerName = "localhost"
+		e.host = serverOnly("localhost")
+	case e.host == nil:
+		e.host = serverOnly(cfgName)
+	case cfgName == "":
+		e.cfg.ServerName = e.host.ServerName()
+	case cfgName != e.host.ServerName():
+		return &ConfigError{File: e.cfg.File, Line: e.cfg.serverNameLine,
+			Msg: fmt.Sprintf("server_name %q does not match the homeserver's %q (leave server_name out to use the homeserver's)", cfgName, e.host.ServerName())}
+	}
+	return nil
 }
 
 // loadAll loads modules concurrently (each has its own state) and returns
@@ -200,16 +295,15 @@ func (e *Engine) loadAll(ctx context.Context, mcs []ModuleConfig) ([]*generation
 
 func (e *Engine) publish() {
 	s := newSnapshot(e.gens)
-	controller := ""
+	owner := map[string]string{} // category -> the module that controls it
 	for _, g := range e.gens {
 		for _, r := range g.regs {
-			if r.Callback.Category == "background_update_controller" {
-				// Only the first registering module controls updates.
-				if controller == "" {
-					controller = g.cfg.Name
-				} else if controller != g.cfg.Name {
-					e.log.Warn("a background update controller is already registered; ignoring this one",
-						"module", g.cfg.Name, "controller", controller)
+			if cat := luaapi.CategoryOf(r.Callback); cat.FirstModuleOnly {
+				if o, ok := owner[cat.Name]; !ok {
+					owner[cat.Name] = g.cfg.Name
+				} else if o != g.cfg.Name {
+					e.log.Warn("only the first module registering "+cat.RegisterFunc()+" is used; ignoring this one",
+						"module", g.cfg.Name, "used", o)
 					continue
 				}
 			}
@@ -280,13 +374,20 @@ func sameFields(a, b []string) bool {
 // Close retires every module: in-flight calls finish, then on_close
 // callbacks run and the states are freed. No goroutine outlives Close.
 func (e *Engine) Close() error {
+	if e == nil {
+		return nil
+	}
+	if e.stopWatch != nil {
+		e.stopWatch()
+		<-e.watchDone
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil
 	}
 	e.closed = true
-	e.stopNotifier()
+	e.notifier.stop()
 	if old := e.snap.Swap(newSnapshot(nil)); old != nil {
 		old.retire()
 	}
@@ -303,9 +404,9 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// Store returns the store behind api.store, opening it on first use.
+// openStore returns the store behind api.store, opening it on first use.
 // Safe from any goroutine.
-func (e *Engine) Store() (storage.Store, error) {
+func (e *Engine) openStore() (storage.Store, error) {
 	e.storeMu.Lock()
 	defer e.storeMu.Unlock()
 	if e.store != nil {
@@ -346,79 +447,46 @@ func storageConfig(cfg *Config) storage.Config {
 // retire runs a generation's on_close callbacks and closes its runtime.
 func (e *Engine) retire(g *generation) {
 	ctx := context.Background()
-	var fns []int
+	var fns []*lua.LFunction
 	done := make(chan struct{})
-	if g.rt.post(func() {
-		for i := range g.api.OnClose {
-			fns = append(fns, i)
-		}
+	if g.rt.Post(func() {
+		fns = append(fns, g.api.OnClose...)
 		close(done)
 	}) {
 		<-done
 	}
-	for _, i := range fns {
-		err := g.rt.invoke(ctx, call{what: "on_close", timeout: g.cfg.Timeout,
-			resolve: func(*lua.LState) *lua.LFunction { return g.api.OnClose[i] }, args: noArgs})
-		if err != nil {
+	for _, fn := range fns {
+		if err := g.invoke(ctx, runtime.Call{What: "on_close", Fn: fn, Timeout: g.cfg.Timeout}); err != nil {
 			e.log.Error("on_close failed", "module", g.cfg.Name, "err", err)
 		}
 	}
-	g.rt.close()
+	g.rt.Close()
 }
 
 // Config returns the config the engine runs (the latest reloaded one).
 func (e *Engine) Config() *Config {
+	if e == nil {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cfg
 }
 
-// ModuleInfo describes a loaded module.
-type ModuleInfo struct {
-	Name       string
-	File       string
-	Generation int
-	LoadedAt   time.Time
-	Callbacks  []string // "spam_checker.check_event_for_spam", ...
-	Paths      []string // web resources
-}
-
-// Modules lists the loaded modules in config order.
-func (e *Engine) Modules() []ModuleInfo {
-	s := e.snap.Load()
-	out := make([]ModuleInfo, 0, len(s.gens))
-	for _, g := range s.gens {
-		mi := ModuleInfo{Name: g.cfg.Name, File: g.cfg.Module, Generation: g.seq, LoadedAt: g.loadedAt,
-			Paths: append([]string(nil), g.paths...)}
-		seen := map[string]bool{}
-		for _, r := range g.regs {
-			id := r.Callback.ID()
-			if r.LoginType != "" {
-				id += "[" + r.LoginType + "]"
-			}
-			if !seen[id] {
-				seen[id] = true
-				mi.Callbacks = append(mi.Callbacks, id)
-			}
-		}
-		out = append(out, mi)
-	}
-	return out
-}
-
-// Has reports whether any module registered the callback ("category.name"
-// or a bare name), so a homeserver can skip work (loading room state) when
-// none did.
-func (e *Engine) Has(callback string) bool {
-	cb, err := luaapi.LookupCallback(callback)
-	if err != nil {
+// Has reports whether any module registered the callback, so a
+// homeserver can skip work (loading room state) when none did.
+func (e *Engine) Has(cb Callback) bool {
+	if e == nil || cb <= 0 || int(cb) >= len(callbacks) {
 		return false
 	}
-	return len(e.snap.Load().callbacks[cb]) > 0
+	return len(e.snap.Load().callbacks[callbacks[cb]]) > 0
 }
 
 // Paths lists every registered web resource path, sorted.
 func (e *Engine) Paths() []string {
+	if e == nil {
+		return nil
+	}
 	s := e.snap.Load()
 	out := make([]string, 0, len(s.routes))
 	for p := range s.routes {
@@ -428,10 +496,10 @@ func (e *Engine) Paths() []string {
 	return out
 }
 
-// invokeBinding calls one module's registered function.
-func (e *Engine) invokeBinding(ctx context.Context, b binding, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
-	g := b.gen
-	return g.rt.invoke(ctx, call{what: b.reg.Callback.Name, fn: b.reg.Fn, args: args, ret: ret, timeout: g.cfg.Timeout})
+// invoke runs a call on the generation's runtime; a script's failure comes
+// back as a *ScriptError.
+func (g *generation) invoke(ctx context.Context, c runtime.Call) error {
+	return scriptError(g.rt.Invoke(ctx, c))
 }
 
 // logScriptError logs a callback error with its traceback.
@@ -443,6 +511,3 @@ func (e *Engine) logScriptError(msg string, err error) {
 	}
 	e.log.Error(msg, "err", err)
 }
-
-// denyOnError reports whether a module is configured to fail closed.
-func (g *generation) denyOnError() bool { return g.cfg.OnError == "deny" }

@@ -9,20 +9,21 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/luaapi"
 	"github.com/luahost/luahost/stdlib"
 )
 
 // Host functions are Synapse's ModuleApi calls. Each is a
-// luaapi.HostFunction: its prepare step runs on the module's owner
+// sandbox.HostFunction: its prepare step runs on the module's owner
 // goroutine, reads and checks the arguments (raising argument errors at
 // once, at the script's line) and copies them into Go values; its run
 // step calls the Host on another goroutine while the script's coroutine
 // is parked, so the module serves other calls meanwhile. Look-ups that
-// find nothing (luaapi.ErrNotFound) return nil, as in Synapse.
+// find nothing (ErrNotFound) return nil, as in Synapse.
 
 // runFunc is the off-loop half of a host call.
-type runFunc = func(ctx context.Context) (luaapi.Result, error)
+type runFunc = func(ctx context.Context) (sandbox.Result, error)
 
 // hostFunc describes one script-visible host function.
 type hostFunc struct {
@@ -31,173 +32,189 @@ type hostFunc struct {
 	prepare   func(a *hostArgs) runFunc
 }
 
+// capability is the Host's implementation of one interface, if it has it.
+func capability[T any](h Host) (T, bool) {
+	c, ok := h.(T)
+	return c, ok
+}
+
 // installHostFunctions adds the host-backed functions (Synapse's
 // ModuleApi calls) to a module's api table. It runs before the module's
 // runtime starts, so it may touch L directly.
 func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleConfig) {
 	host := e.host
 	server := host.ServerName()
-	users, hasUsers := host.(luaapi.UserHost)
-	rooms, hasRooms := host.(luaapi.RoomHost)
-	accountData, hasAccountData := host.(luaapi.AccountDataHost)
-	presence, hasPresence := host.(luaapi.PresenceHost)
+	checker, hasChecker := capability[UserChecker](host)
+	infos, hasInfos := capability[UserInfoGetter](host)
+	profiles, hasProfiles := capability[ProfileGetter](host)
+	names, hasNames := capability[DisplayNameSetter](host)
+	users, hasUsers := capability[UserRegisterer](host)
+	devices, hasDevices := capability[DeviceRegisterer](host)
+	states, hasStates := capability[RoomStateGetter](host)
+	sender, hasSender := capability[EventSender](host)
+	members, hasMembers := capability[MembershipUpdater](host)
+	creator, hasCreator := capability[RoomCreator](host)
+	aliases, hasAliases := capability[AliasResolver](host)
+	accountData, hasAccountData := capability[AccountDataStore](host)
+	presence, hasPresence := capability[PresenceSetter](host)
+	presenceTo, hasPresenceTo := capability[PresenceSender](host)
 
 	t := api.Table
 	e.installStore(L, api, mc)
 	e.installGetUserByReq(L, api)
 	install(L, t, "", []hostFunc{
-		{"check_user_exists", hasUsers, func(a *hostArgs) runFunc {
+		{"check_user_exists", hasChecker, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				id, err := users.CheckUserExists(ctx, userID)
-				if err != nil && !errors.Is(err, luaapi.ErrNotFound) {
+			return func(ctx context.Context) (sandbox.Result, error) {
+				id, err := checker.CheckUserExists(ctx, userID)
+				if err != nil && !errors.Is(err, ErrNotFound) {
 					return nil, err
 				}
 				if id == "" {
-					return luaapi.Values(nil), nil
+					return values(nil), nil
 				}
-				return luaapi.Values(id), nil
+				return values(id), nil
 			}
 		}},
-		{"get_userinfo_by_id", hasUsers, func(a *hostArgs) runFunc {
+		{"get_userinfo_by_id", hasInfos, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				info, err := users.UserInfo(ctx, userID)
-				if info == nil || errors.Is(err, luaapi.ErrNotFound) {
-					return luaapi.Values(nil), nilIfNotFound(err)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				info, err := infos.UserInfo(ctx, userID)
+				if info == nil || errors.Is(err, ErrNotFound) {
+					return values(nil), nilIfNotFound(err)
 				}
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(info), nil
+				return values(info), nil
 			}
 		}},
-		{"is_user_admin", hasUsers, func(a *hostArgs) runFunc {
+		{"is_user_admin", hasInfos, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				info, err := users.UserInfo(ctx, userID)
-				if info == nil || errors.Is(err, luaapi.ErrNotFound) {
-					return luaapi.Values(false), nilIfNotFound(err)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				info, err := infos.UserInfo(ctx, userID)
+				if info == nil || errors.Is(err, ErrNotFound) {
+					return values(false), nilIfNotFound(err)
 				}
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(info.IsAdmin), nil
+				return values(info.IsAdmin), nil
 			}
 		}},
-		{"get_profile_for_user", hasUsers, func(a *hostArgs) runFunc {
+		{"get_profile_for_user", hasProfiles, func(a *hostArgs) runFunc {
 			userID := a.str(1, "localpart_or_user_id")
 			if !strings.HasPrefix(userID, "@") {
 				userID = "@" + userID + ":" + server
 			}
-			return func(ctx context.Context) (luaapi.Result, error) {
-				p, err := users.Profile(ctx, userID)
-				if p == nil || errors.Is(err, luaapi.ErrNotFound) {
-					return luaapi.Values(nil), nilIfNotFound(err)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				p, err := profiles.Profile(ctx, userID)
+				if p == nil || errors.Is(err, ErrNotFound) {
+					return values(nil), nilIfNotFound(err)
 				}
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(p), nil
+				return values(p), nil
 			}
 		}},
-		{"set_displayname", hasUsers, func(a *hostArgs) runFunc {
+		{"set_displayname", hasNames, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			name := a.str(2, "new_displayname")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				return nil, users.SetDisplayName(ctx, userID, name)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				return nil, names.SetDisplayName(ctx, userID, name)
 			}
 		}},
 		{"register_user", hasUsers, func(a *hostArgs) runFunc {
-			nu := luaapi.NewUser{
+			nu := NewUser{
 				Localpart:   a.str(1, "localpart"),
 				DisplayName: a.optStr(2, "displayname"),
 				Emails:      a.optStrings(3, "emails"),
 				Admin:       a.optBool(4, "admin"),
 			}
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				id, err := users.RegisterUser(ctx, nu)
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(id), nil
+				return values(id), nil
 			}
 		}},
-		{"register_device", hasUsers, func(a *hostArgs) runFunc {
+		{"register_device", hasDevices, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			deviceID := a.optStr(2, "device_id")
 			display := a.optStr(3, "initial_display_name")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				d, err := users.RegisterDevice(ctx, userID, deviceID, display)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				d, err := devices.RegisterDevice(ctx, userID, deviceID, display)
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(d.DeviceID, d.AccessToken), nil
+				return values(d.DeviceID, d.AccessToken), nil
 			}
 		}},
 
-		{"get_room_state", hasRooms, func(a *hostArgs) runFunc {
+		{"get_room_state", hasStates, func(a *hostArgs) runFunc {
 			roomID := a.str(1, "room_id")
 			filter := a.stateFilter(2)
-			return func(ctx context.Context) (luaapi.Result, error) {
-				st, err := rooms.RoomState(ctx, roomID, filter)
-				if st == nil || errors.Is(err, luaapi.ErrNotFound) {
-					return luaapi.Values(nil), nilIfNotFound(err)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				st, err := states.RoomState(ctx, roomID, filter)
+				if st == nil || errors.Is(err, ErrNotFound) {
+					return values(nil), nilIfNotFound(err)
 				}
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(st), nil
+				return values(st), nil
 			}
 		}},
-		{"create_and_send_event_into_room", hasRooms, func(a *hostArgs) runFunc {
+		{"create_and_send_event_into_room", hasSender, func(a *hostArgs) runFunc {
 			ev := a.event(1)
-			return func(ctx context.Context) (luaapi.Result, error) {
-				stored, err := rooms.SendEvent(ctx, ev)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				stored, err := sender.SendEvent(ctx, ev)
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(stored), nil
+				return values(stored), nil
 			}
 		}},
-		{"update_room_membership", hasRooms, func(a *hostArgs) runFunc {
-			sender := a.str(1, "sender")
+		{"update_room_membership", hasMembers, func(a *hostArgs) runFunc {
+			from := a.str(1, "sender")
 			target := a.str(2, "target")
 			roomID := a.str(3, "room_id")
 			membership := a.str(4, "new_membership")
 			content := a.optObject(5, "content")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				ev, err := rooms.UpdateMembership(ctx, sender, target, roomID, membership, content)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				ev, err := members.UpdateMembership(ctx, from, target, roomID, membership, content)
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(ev), nil
+				return values(ev), nil
 			}
 		}},
-		{"create_room", hasRooms, func(a *hostArgs) runFunc {
+		{"create_room", hasCreator, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			config := a.optObject(2, "config")
 			if config == nil {
 				config = map[string]any{}
 			}
 			a.optBool(3, "ratelimit") // accepted as in Synapse; the host rate-limits as it sees fit
-			return func(ctx context.Context) (luaapi.Result, error) {
-				roomID, alias, err := rooms.CreateRoom(ctx, userID, config)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				roomID, alias, err := creator.CreateRoom(ctx, userID, config)
 				if err != nil {
 					return nil, err
 				}
 				if alias == "" {
-					return luaapi.Values(roomID, nil), nil
+					return values(roomID, nil), nil
 				}
-				return luaapi.Values(roomID, alias), nil
+				return values(roomID, alias), nil
 			}
 		}},
-		{"lookup_room_alias", hasRooms, func(a *hostArgs) runFunc {
+		{"lookup_room_alias", hasAliases, func(a *hostArgs) runFunc {
 			alias := a.str(1, "room_alias")
-			return func(ctx context.Context) (luaapi.Result, error) {
-				ra, err := rooms.LookupRoomAlias(ctx, alias)
-				if ra == nil || errors.Is(err, luaapi.ErrNotFound) {
-					return luaapi.Values(nil), nilIfNotFound(err)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				ra, err := aliases.LookupRoomAlias(ctx, alias)
+				if ra == nil || errors.Is(err, ErrNotFound) {
+					return values(nil), nilIfNotFound(err)
 				}
 				if err != nil {
 					return nil, err
@@ -206,23 +223,23 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 				if servers == nil {
 					servers = []string{}
 				}
-				return luaapi.Values(ra.RoomID, servers), nil
+				return values(ra.RoomID, servers), nil
 			}
 		}},
 
 		{"set_presence_for_users", hasPresence, func(a *hostArgs) runFunc {
 			states := a.presenceStates(1)
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				return nil, presence.SetPresence(ctx, states)
 			}
 		}},
-		{"send_local_online_presence_to", hasPresence, func(a *hostArgs) runFunc {
+		{"send_local_online_presence_to", hasPresenceTo, func(a *hostArgs) runFunc {
 			ids := a.optStrings(1, "users")
 			if ids == nil {
 				a.fail("bad argument #1 (users): array of user IDs expected, got nil")
 			}
-			return func(ctx context.Context) (luaapi.Result, error) {
-				return nil, presence.SendLocalOnlinePresenceTo(ctx, ids)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				return nil, presenceTo.SendLocalOnlinePresenceTo(ctx, ids)
 			}
 		}},
 	})
@@ -233,15 +250,15 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 		{"get_global", hasAccountData, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			typ := a.str(2, "data_type")
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				content, err := accountData.GlobalAccountData(ctx, userID, typ)
-				if content == nil || errors.Is(err, luaapi.ErrNotFound) {
-					return luaapi.Values(nil), nilIfNotFound(err)
+				if content == nil || errors.Is(err, ErrNotFound) {
+					return values(nil), nilIfNotFound(err)
 				}
 				if err != nil {
 					return nil, err
 				}
-				return luaapi.Values(content), nil
+				return values(content), nil
 			}
 		}},
 		{"put_global", hasAccountData, func(a *hostArgs) runFunc {
@@ -251,7 +268,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 			if content == nil {
 				a.fail("bad argument #3 (new_data): table expected, got nil")
 			}
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				return nil, accountData.PutGlobalAccountData(ctx, userID, typ, content)
 			}
 		}},
@@ -262,7 +279,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 // nilIfNotFound turns a not-found error into success (the script sees nil).
 func nilIfNotFound(err error) error {
-	if errors.Is(err, luaapi.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	return err
@@ -273,15 +290,24 @@ func nilIfNotFound(err error) error {
 func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
 	for _, f := range fns {
 		name := prefix + f.name
-		t.RawSetString(f.name, luaapi.HostFunction(L, name, func(L *lua.LState) *luaapi.HostCall {
+		t.RawSetString(f.name, sandbox.HostFunction(L, name, func(L *lua.LState) *sandbox.HostCall {
 			if L.GetTop() > 0 && L.Get(1) == t {
 				L.Remove(1)
 			}
 			a := &hostArgs{L: L, name: name}
 			if !f.supported {
-				a.fail("not supported by this homeserver")
+				a.fail("%s", ErrNotSupported)
 			}
-			return &luaapi.HostCall{Run: f.prepare(a)}
+			run := f.prepare(a)
+			return &sandbox.HostCall{Run: func(ctx context.Context) (sandbox.Result, error) {
+				res, err := run(ctx)
+				if errors.Is(err, ErrNotSupported) {
+					// The script sees "<name>: not supported by this
+					// homeserver", whatever the host wrapped around it.
+					return nil, ErrNotSupported
+				}
+				return res, err
+			}}
 		}))
 	}
 }
@@ -296,7 +322,7 @@ type hostArgs struct {
 
 // where is the calling script position ("spam.lua:12:"), as HostFunction
 // records it: level 1 is the host-call wrapper, level 2 its caller.
-func (a *hostArgs) where() string { return luaapi.ScriptWhere(a.L) }
+func (a *hostArgs) where() string { return sandbox.ScriptWhere(a.L) }
 
 // fail raises "<file>:<line>: <name>: <msg>" in the script.
 func (a *hostArgs) fail(format string, args ...any) {
@@ -396,7 +422,7 @@ func luaObject(L *lua.LState, v lua.LValue) (map[string]any, error) {
 
 // stateFilter reads get_room_state's types: an array of
 // {event_type, state_key} pairs, state_key nil meaning every key.
-func (a *hostArgs) stateFilter(i int) []luaapi.StateFilter {
+func (a *hostArgs) stateFilter(i int) []StateFilter {
 	v := a.L.Get(i)
 	if v == lua.LNil {
 		return nil
@@ -405,7 +431,7 @@ func (a *hostArgs) stateFilter(i int) []luaapi.StateFilter {
 	if !ok {
 		a.badArg(i, "types", "array of {event_type, state_key} pairs", v)
 	}
-	var out []luaapi.StateFilter
+	var out []StateFilter
 	for j := 1; j <= t.Len(); j++ {
 		pair, ok := t.RawGetInt(j).(*lua.LTable)
 		if !ok {
@@ -415,7 +441,7 @@ func (a *hostArgs) stateFilter(i int) []luaapi.StateFilter {
 		if !ok {
 			a.fail("bad argument #%d (types): element %d: event_type must be a string, got %s", i, j, pair.RawGetInt(1).Type().String())
 		}
-		f := luaapi.StateFilter{Type: string(typ)}
+		f := StateFilter{Type: string(typ)}
 		switch k := pair.RawGetInt(2).(type) {
 		case *lua.LNilType:
 			f.AnyKey = true
@@ -430,14 +456,14 @@ func (a *hostArgs) stateFilter(i int) []luaapi.StateFilter {
 }
 
 // event reads create_and_send_event_into_room's event_dict.
-func (a *hostArgs) event(i int) *luaapi.Event {
+func (a *hostArgs) event(i int) *Event {
 	v := a.L.Get(i)
-	if _, isEvent := luaapi.EventOf(v); !isEvent {
+	if _, isEvent := eventOf(v); !isEvent {
 		if _, ok := v.(*lua.LTable); !ok {
 			a.badArg(i, "event_dict", "table", v)
 		}
 	}
-	ev, err := luaapi.EventFromLua(a.L, v)
+	ev, err := eventFromLua(a.L, v)
 	if err != nil {
 		a.fail("bad argument #%d (event_dict): %v", i, err)
 	}
@@ -447,7 +473,10 @@ func (a *hostArgs) event(i int) *luaapi.Event {
 		}
 	}
 	if ev.Content == nil {
-		ev.Content = map[string]any{}
+		ev.Content = ev.ContentMap()
+		if ev.Content == nil {
+			ev.Content = map[string]any{}
+		}
 	}
 	return ev
 }
@@ -455,13 +484,13 @@ func (a *hostArgs) event(i int) *luaapi.Event {
 // presenceStates reads set_presence_for_users' argument:
 // { [user_id] = {state=, status_msg=} }; Synapse's tuple form
 // { [user_id] = {"online", "msg"} } and a bare state string also work.
-func (a *hostArgs) presenceStates(i int) []luaapi.PresenceState {
+func (a *hostArgs) presenceStates(i int) []PresenceState {
 	v := a.L.Get(i)
 	t, ok := v.(*lua.LTable)
 	if !ok {
 		a.badArg(i, "users", "table of user_id = {state=, status_msg=}", v)
 	}
-	var out []luaapi.PresenceState
+	var out []PresenceState
 	var bad string
 	t.ForEach(func(k, v lua.LValue) {
 		if bad != "" {
@@ -472,7 +501,7 @@ func (a *hostArgs) presenceStates(i int) []luaapi.PresenceState {
 			bad = fmt.Sprintf("keys must be user IDs, got %s", k.Type().String())
 			return
 		}
-		ps := luaapi.PresenceState{UserID: string(id)}
+		ps := PresenceState{UserID: string(id)}
 		switch v := v.(type) {
 		case lua.LString:
 			ps.State = string(v)

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/engine/internal/runtime"
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/luaapi"
 	"github.com/luahost/luahost/stdlib"
 )
@@ -86,7 +85,14 @@ func (s *snapshot) match(path string) (*route, string) {
 
 // Handler serves every module's web resources. Mount it on your mux at
 // each of Paths() (or at /_synapse/client/ and other prefixes you use).
-func (e *Engine) Handler() http.Handler { return http.HandlerFunc(e.serveHTTP) }
+func (e *Engine) Handler() http.Handler {
+	if e == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeMatrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request", nil)
+		})
+	}
+	return http.HandlerFunc(e.serveHTTP)
+}
 
 // response is a handler's answer, copied out of Lua.
 type response struct {
@@ -153,18 +159,18 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	rq := &requestProxy{req: req, method: method, subpath: sub, body: body}
 	var resp response
 	g := rt.gen
-	err := g.rt.invoke(req.Context(), call{
-		what:    rt.path,
-		timeout: g.cfg.Timeout,
-		resolve: func(L *lua.LState) *lua.LFunction {
+	err := g.invoke(req.Context(), runtime.Call{
+		What:    rt.path,
+		Timeout: g.cfg.Timeout,
+		Resolve: func(L *lua.LState) *lua.LFunction {
 			if fn, ok := rt.handler.(*lua.LFunction); ok {
 				return fn
 			}
 			fn, _ := rt.handler.(*lua.LTable).RawGetString(method).(*lua.LFunction)
 			return fn
 		},
-		args: func(L *lua.LState) []lua.LValue { return []lua.LValue{pushRequest(L, rq)} },
-		ret: func(L *lua.LState, rets []lua.LValue) error {
+		Args: func(L *lua.LState) []lua.LValue { return []lua.LValue{pushRequest(L, rq)} },
+		Ret: func(L *lua.LState, rets []lua.LValue) error {
 			var err error
 			resp, err = readResponse(L, first(rets))
 			return err
@@ -221,9 +227,9 @@ func allow(methods []string) string {
 // SynapseError as raised, a deadline as 504, anything else as 500 with
 // the traceback in the log only.
 func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err error) {
-	var syn *luaapi.SynapseError
+	var syn *SynapseError
 	if errors.As(err, &syn) {
-		writeMatrixError(w, syn.Code, syn.Errcode, syn.Msg, syn.Extra)
+		syn.Write(w)
 		return
 	}
 	var se *ScriptError
@@ -253,7 +259,7 @@ func readResponse(L *lua.LState, v lua.LValue) (response, error) {
 		if st := v.RawGetString("status"); st != lua.LNil {
 			n, ok := st.(lua.LNumber)
 			if !ok || n < 100 || n > 599 || float64(n) != float64(int(n)) {
-				return r, fmt.Errorf("response status must be an HTTP status code, got %s", luaToString(L, st))
+				return r, fmt.Errorf("response status must be an HTTP status code, got %s", runtime.ToString(L, st))
 			}
 			r.status = int(n)
 		}
@@ -333,7 +339,7 @@ func requestOf(v lua.LValue) (*requestProxy, bool) {
 }
 
 func requestMeta(L *lua.LState) *lua.LTable {
-	mt, built := luaapi.ProxyMeta(L, "request", "the request is read-only")
+	mt, built := proxyMeta(L, "request", "the request is read-only")
 	if built {
 		return mt
 	}
@@ -435,8 +441,8 @@ func (p *requestProxy) accessToken() string {
 
 // installGetUserByReq adds api.get_user_by_req(request).
 func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
-	auth, hasAuth := e.host.(luaapi.AuthHost)
-	api.Table.RawSetString("get_user_by_req", luaapi.HostFunction(L, "get_user_by_req", func(L *lua.LState) *luaapi.HostCall {
+	auth, hasAuth := capability[TokenAuthenticator](e.host)
+	api.Table.RawSetString("get_user_by_req", sandbox.HostFunction(L, "get_user_by_req", func(L *lua.LState) *sandbox.HostCall {
 		if L.Get(1) == api.Table { // api:get_user_by_req(request)
 			L.Remove(1)
 		}
@@ -448,50 +454,27 @@ func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
 			L.RaiseError("get_user_by_req: not supported by this homeserver")
 		}
 		token := p.accessToken()
-		return &luaapi.HostCall{Run: func(ctx context.Context) (luaapi.Result, error) {
+		return &sandbox.HostCall{Run: func(ctx context.Context) (sandbox.Result, error) {
 			if token == "" {
 				return nil, synapseLuaError(http.StatusUnauthorized, "Missing access token", "M_MISSING_TOKEN")
 			}
 			r, err := auth.UserByAccessToken(ctx, token)
-			if errors.Is(err, luaapi.ErrNotFound) {
+			if errors.Is(err, ErrNotFound) {
 				return nil, synapseLuaError(http.StatusUnauthorized, "Unrecognised access token", "M_UNKNOWN_TOKEN")
 			}
 			if err != nil {
 				return nil, err
 			}
-			return luaapi.Values(map[string]any{
-				"user_id": r.UserID, "device_id": nilIfEmpty(r.DeviceID), "is_guest": r.IsGuest,
-				"shadow_banned": r.ShadowBanned, "app_service_id": nilIfEmpty(r.AppServiceID),
+			return values(map[string]any{
+				"user_id": r.UserID, "device_id": opt(r.DeviceID), "is_guest": r.IsGuest,
+				"shadow_banned": r.ShadowBanned, "app_service_id": opt(r.AppServiceID),
 			}), nil
 		}}
 	}))
 }
 
 func synapseLuaError(code int, msg, errcode string) error {
-	return &luaapi.LuaError{Msg: errcode + ": " + msg, Value: func(L *lua.LState) lua.LValue {
+	return &sandbox.LuaError{Msg: errcode + ": " + msg, Value: func(L *lua.LState) lua.LValue {
 		return luaapi.NewSynapseErrorValue(L, code, msg, errcode)
 	}}
-}
-
-// Serve runs the engine's handler on ln until ctx ends, then shuts down
-// gracefully: in-flight requests finish (for up to grace).
-func (e *Engine) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

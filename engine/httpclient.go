@@ -19,7 +19,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/stdlib"
 )
 
@@ -241,7 +241,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 		where := a.where()
 		name := a.name
 		r.header.Set("Accept", "application/json")
-		return func(ctx context.Context) (luaapi.Result, error) {
+		return func(ctx context.Context) (sandbox.Result, error) {
 			resp, err := doHTTP(ctx, client, r)
 			if err != nil {
 				return nil, err
@@ -300,7 +300,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 			default:
 				a.badArg(3, "options", "table {headers=, body=}", opts)
 			}
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				resp, err := doHTTP(ctx, client, r)
 				if err != nil {
 					return nil, err
@@ -338,7 +338,7 @@ func httpResponseError(where, name string, resp *httpResponse) error {
 		msg = where + " " + msg
 	}
 	body := resp.body
-	return &luaapi.LuaError{Msg: msg, Value: func(L *lua.LState) lua.LValue {
+	return &sandbox.LuaError{Msg: msg, Value: func(L *lua.LState) lua.LValue {
 		t := L.CreateTable(0, 5)
 		t.RawSetString("kind", lua.LString("HttpResponseException"))
 		t.RawSetString("code", lua.LNumber(resp.code))

@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/luahost/luahost/engine"
 )
 
 // modules builds a config with one module per source, in order.
@@ -56,21 +58,24 @@ func TestCheckEventAllowedCombine(t *testing.T) {
 		return true
 	end`)
 	e := modules(t, replace, refuse)
-	ok, repl, err := e.CheckEventAllowed(bg, msg("@a:example.org", "swear"), StateMap{})
-	if err != nil || !ok || repl == nil || repl.Content["body"] != "****" {
-		t.Errorf("the first replacement wins and later modules are skipped: %v %+v %v", ok, repl, err)
+	d, err := e.CheckEventAllowed(bg, msg("@a:example.org", "swear"), StateMap{})
+	if err != nil || !d.Allowed() || d.Replacement == nil || d.Replacement.Content["body"] != "****" {
+		t.Errorf("the first replacement wins and later modules are skipped: %+v %v", d, err)
 	}
-	ok, repl, err = e.CheckEventAllowed(bg, msg("@a:example.org", "no"), StateMap{})
-	if err != nil || ok || repl != nil {
-		t.Errorf("a false refuses: %v %+v %v", ok, repl, err)
+	d, err = e.CheckEventAllowed(bg, msg("@a:example.org", "no"), StateMap{})
+	if err != nil || d.Allowed() || d.Replacement != nil {
+		t.Errorf("a false refuses: %+v %v", d, err)
+	}
+	if se := d.Err(); se == nil || se.Code != 403 || se.Errcode != "M_FORBIDDEN" || se.Msg != "This event is not allowed in this context" {
+		t.Errorf("a refusal answers 403 with Synapse's message: %+v", se)
 	}
 	state := StateMap{}
 	empty := ""
 	state.Put(&Event{Type: "m.room.name", StateKey: &empty, Content: map[string]any{"name": "closed"}})
-	if ok, _, _ := e.CheckEventAllowed(bg, msg("@a:example.org", "hi"), state); ok {
+	if d, _ := e.CheckEventAllowed(bg, msg("@a:example.org", "hi"), state); d.Allowed() {
 		t.Error("the state map should reach the script")
 	}
-	if ok, _, _ := e.CheckEventAllowed(bg, msg("@a:example.org", "hi"), StateMap{}); !ok {
+	if d, _ := e.CheckEventAllowed(bg, msg("@a:example.org", "hi"), StateMap{}); !d.Allowed() || d.Err() != nil {
 		t.Error("default is allowed")
 	}
 
@@ -79,13 +84,13 @@ func TestCheckEventAllowedCombine(t *testing.T) {
 		local x = nil
 		return x.y
 	end`))
-	_, _, err = raising.CheckEventAllowed(bg, msg("@a:example.org", "syn"), StateMap{})
-	if err == nil || !strings.Contains(err.Error(), "451") {
-		t.Errorf("a SynapseError passes through: %v", err)
+	d, err = raising.CheckEventAllowed(bg, msg("@a:example.org", "syn"), StateMap{})
+	if se := d.Err(); err != nil || d.Allowed() || se == nil || se.Code != 451 || se.Msg != "geo-blocked" {
+		t.Errorf("a SynapseError is the refusal, as raised: %+v %v", se, err)
 	}
-	ok, _, err = raising.CheckEventAllowed(bg, msg("@a:example.org", "other"), StateMap{})
-	if err != nil || ok {
-		t.Errorf("other errors refuse (closed): %v %v", ok, err)
+	d, err = raising.CheckEventAllowed(bg, msg("@a:example.org", "other"), StateMap{})
+	if err != nil || d.Allowed() {
+		t.Errorf("other errors refuse (closed): %+v %v", d, err)
 	}
 }
 
@@ -111,7 +116,8 @@ func TestOnCreateRoomChainsChanges(t *testing.T) {
 		t.Errorf("a SynapseError denies as is: %v", err)
 	}
 	_, err = e.OnCreateRoom(bg, &Requester{UserID: "@a:example.org"}, map[string]any{"preset": "crash"}, false)
-	if !errors.Is(err, ErrRoomCreationForbidden) {
+	var refusal *SynapseError
+	if !errors.As(err, &refusal) || refusal.Code != 403 || refusal.Msg != "Room creation forbidden with these parameters" {
 		t.Errorf("another error denies with 403: %v", err)
 	}
 }
@@ -150,12 +156,12 @@ func TestPresenceRouterUnionsAndAll(t *testing.T) {
 			end,
 			get_interested_users = function(user) return { "@carol:example.org", "@dan:example.org" } end`))
 	users, err := e.GetInterestedUsers(bg, "@alice:example.org")
-	if err != nil || asJSON(t, users) != `["@bob:example.org","@carol:example.org","@dan:example.org"]` {
-		t.Errorf("union: %s %v", asJSON(t, users), err)
+	if err != nil || users.All || asJSON(t, users.Users) != `["@bob:example.org","@carol:example.org","@dan:example.org"]` {
+		t.Errorf("union: %+v %v", users, err)
 	}
 	users, _ = e.GetInterestedUsers(bg, "@bot:example.org")
-	if asJSON(t, users) != `"ALL"` {
-		t.Errorf("ALL wins: %s", asJSON(t, users))
+	if !users.All || users.Users != nil {
+		t.Errorf("ALL wins: %+v", users)
 	}
 	got, err := e.GetUsersForStates(bg, []PresenceState{
 		{UserID: "@alice:example.org", State: "online"}, {UserID: "@erin:example.org", State: "offline"}})
@@ -165,7 +171,7 @@ func TestPresenceRouterUnionsAndAll(t *testing.T) {
 
 	_, err = loadEngine(t, "server_name: x\nmodules:\n  - module: p.lua\n", map[string]string{
 		"p.lua": reg("presence_router", `get_interested_users = function() return {} end`)})
-	if err == nil || !strings.Contains(err.Error(), "must register both") {
+	if err == nil || !strings.Contains(err.Error(), "register every one of get_users_for_states, get_interested_users or none (got only get_interested_users)") {
 		t.Errorf("a router with one callback is a load error: %v", err)
 	}
 }
@@ -306,27 +312,12 @@ func TestNotificationsFireWithoutWaitingAndOverflowIsCounted(t *testing.T) {
 	}
 }
 
-func TestHasAndCallArgumentErrors(t *testing.T) {
+func TestHas(t *testing.T) {
 	e := modules(t, reg("spam_checker", `user_may_invite = function(a, b, r) return api.NOT_SPAM end`))
-	if !e.Has("spam_checker.user_may_invite") || !e.Has("user_may_invite") || e.Has("check_event_for_spam") {
+	if !e.Has(CallbackUserMayInvite) || e.Has(CallbackCheckEventForSpam) || e.Has(Callback(0)) || e.Has(Callback(10000)) {
 		t.Error("Has reports registrations")
 	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"user_may_invite", []string{`"@a:x"`}, "takes 3 argument(s) (inviter: string, invitee: string, room_id: string), got 1"},
-		{"user_may_invite", []string{`1`, `"b"`, `"c"`}, "argument 1 (inviter): expected a JSON string, got 1"},
-		{"check_event_for_spam", []string{`[]`}, "argument 1 (event): expected an event object"},
-		{"nope", nil, `unknown callback "nope"`},
-	} {
-		raw := make([]json.RawMessage, len(tc.args))
-		for i, a := range tc.args {
-			raw[i] = json.RawMessage(a)
-		}
-		if _, err := e.Call(bg, tc.name, raw); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s %v: got %v, want %q", tc.name, tc.args, err, tc.want)
-		}
+	if CallbackUserMayInvite.String() != "spam_checker.user_may_invite" {
+		t.Errorf("String = %q", CallbackUserMayInvite.String())
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/engine/internal/runtime"
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/luaapi"
 	"github.com/luahost/luahost/stdlib"
 )
@@ -20,8 +22,8 @@ import (
 // and registrations. A reload builds a new generation beside the old one.
 type generation struct {
 	cfg      ModuleConfig
-	rt       *runtime
-	api      *luaapi.ModuleAPI // loop goroutine only after load
+	rt       *runtime.Runtime
+	api      *luaapi.ModuleAPI // baton holder only after load
 	seq      int
 	loadedAt time.Time
 	// sources are the script and the local files require looked for while
@@ -49,17 +51,22 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 		}
 		return nil, &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.Line, Err: err}
 	}
-	proto, err := luaapi.Compile(src, mc.Module)
+	proto, err := sandbox.Compile(src, mc.Module)
 	if err != nil {
 		return nil, &LoadError{Module: mc.Name, Err: err, sources: map[string][]byte{mc.Module: src}}
 	}
 
-	L := luaapi.NewState()
-	api := luaapi.NewModuleAPI(L, mc.Name, e.host, log)
+	L := sandbox.NewState()
+	api := luaapi.NewModuleAPI(L, mc.Name, e.host.ServerName(), log)
 	g := &generation{cfg: mc, api: api, seq: seq, sources: map[string][]byte{mc.Module: src}, recording: true}
 	e.installHostFunctions(L, api, mc)
 	e.installTimers(L, api.Table, g)
-	ld := &luaapi.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table,
+	libs, err := e.libraries(L)
+	if err != nil {
+		L.Close()
+		return nil, &LoadError{Module: mc.Name, Err: err}
+	}
+	ld := &sandbox.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table, Libraries: libs,
 		Env: &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
 		OnFile: func(p string, src []byte) {
 			// Loop goroutine. Files required later, by a callback, are not
@@ -74,14 +81,14 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 		for i := 1; i <= L.GetTop(); i++ {
 			parts = append(parts, L.ToStringMeta(L.Get(i)).String())
 		}
-		log.Info(strings.Join(parts, "\t"), "script", strings.TrimSuffix(luaapi.ScriptWhere(L), ":"))
+		log.Info(strings.Join(parts, "\t"), "script", strings.TrimSuffix(sandbox.ScriptWhere(L), ":"))
 		return 0
 	}))
 	chunk := L.NewFunctionFromProto(proto)
-	g.rt = newRuntime(L, mc.Name, mc.Module, log)
+	g.rt = runtime.New(L, runtime.Options{Module: mc.Name, File: mc.Module, Log: log})
 
 	run := func(what string, resolve func(*lua.LState) *lua.LFunction, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
-		return g.rt.invoke(ctx, call{what: what, resolve: resolve, args: args, ret: ret, timeout: mc.InitTimeout})
+		return g.rt.Invoke(ctx, runtime.Call{What: what, Resolve: resolve, Args: args, Ret: ret, Timeout: mc.InitTimeout})
 	}
 
 	var modTable *lua.LTable
@@ -104,7 +111,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 			return nil
 		}},
 		{"parse_config", func(L *lua.LState) *lua.LFunction {
-			parsed = luaapi.ToLua(L, mc.Config)
+			parsed = toLua(L, mc.Config)
 			if parsed == lua.LNil {
 				parsed = L.NewTable()
 			}
@@ -125,8 +132,8 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	for _, st := range steps {
 		if err := run(st.what, st.fn, st.args, st.ret); err != nil {
 			var sources map[string][]byte
-			g.rt.post(api.EndRegistration)
-			g.rt.close() // the loop has stopped: its writes are visible
+			g.rt.Post(api.EndRegistration)
+			g.rt.Close() // the loop has stopped: its writes are visible
 			sources = g.sources
 			le := e.loadError(mc, st.what, err)
 			le.sources = sources
@@ -135,7 +142,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	}
 	// Copy what other goroutines read, on the loop goroutine.
 	done := make(chan struct{})
-	g.rt.post(func() {
+	g.rt.Post(func() {
 		api.EndRegistration()
 		g.recording = false
 		g.regs = append([]luaapi.Registration(nil), api.Registrations...)
@@ -157,13 +164,6 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 }
 
 func noArgs(*lua.LState) []lua.LValue { return nil }
-
-func first(vs []lua.LValue) lua.LValue {
-	if len(vs) == 0 {
-		return lua.LNil
-	}
-	return vs[0]
-}
 
 // LoadError is a module that failed to load. It names the module and
 // points at the script line or, for config problems, the config line.
@@ -190,13 +190,14 @@ func (e *LoadError) Error() string {
 func (e *LoadError) Unwrap() error { return e.Err }
 
 func (e *Engine) loadError(mc ModuleConfig, step string, err error) *LoadError {
-	var se *ScriptError
-	if errors.As(err, &se) {
+	var re *runtime.Error
+	if errors.As(err, &re) {
 		var ce *luaapi.ConfigError
-		if step == "parse_config" && errors.As(se.Value, &ce) {
+		if step == "parse_config" && errors.As(re.Value, &ce) {
 			return &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.ConfigLine,
-				Err: fmt.Errorf("config: %s (raised at %s:%d)", ce.Msg, se.File, se.Line)}
+				Err: fmt.Errorf("config: %s (raised at %s:%d)", ce.Msg, re.File, re.Line)}
 		}
+		se := scriptError(re)
 		if step == "parse_config" {
 			return &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.ConfigLine, Err: se}
 		}

@@ -2,79 +2,94 @@ package engine
 
 import (
 	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/luahost/luahost/luaapi"
 )
 
 // Notifications (on_new_event, on_profile_update, ...) can be fired
-// without waiting: they go on a bounded queue that one goroutine drains
-// in order. When the queue is full the notification is dropped, counted
-// (Dropped) and logged at most once a second — never silently.
+// without waiting (the generated Fire* methods): they go on a bounded
+// queue that one goroutine drains in order. When the queue is full the
+// notification is dropped, counted (Dropped) and logged at most once a
+// second — never silently.
 
 // NotificationQueueSize bounds the queue of fired notifications.
 const NotificationQueueSize = 1024
 
-func (e *Engine) startNotifier() {
-	e.notifications = make(chan func(), NotificationQueueSize)
-	e.notifierDone = make(chan struct{})
+// notifyTimeout bounds one queued notification across every module.
+const notifyTimeout = 5 * time.Minute
+
+type notifier struct {
+	queue   chan func()
+	done    chan struct{}
+	mu      sync.RWMutex // guards sending on queue against stop
+	stopped bool
+	dropped atomic.Uint64
+	lastLog atomic.Int64
+}
+
+func (n *notifier) start() {
+	n.queue = make(chan func(), NotificationQueueSize)
+	n.done = make(chan struct{})
 	go func() {
-		defer close(e.notifierDone)
-		for f := range e.notifications {
+		defer close(n.done)
+		for f := range n.queue {
 			f()
 		}
 	}()
 }
 
-// stopNotifier delivers what is queued, then stops.
-func (e *Engine) stopNotifier() {
-	e.notifyMu.Lock()
-	e.notifyClosed = true
-	close(e.notifications)
-	e.notifyMu.Unlock()
-	<-e.notifierDone
+// stop delivers what is queued, then stops.
+func (n *notifier) stop() {
+	n.mu.Lock()
+	if n.queue == nil || n.stopped {
+		n.mu.Unlock()
+		return
+	}
+	n.stopped = true
+	close(n.queue)
+	n.mu.Unlock()
+	<-n.done
 }
 
-// Fire queues a notification callback ("third_party_rules.on_new_event",
-// ...) with Go arguments in Synapse's order and returns at once. It
-// reports false when the queue was full and the notification dropped.
-func (e *Engine) Fire(callback string, args ...any) bool {
-	cb, err := luaapi.LookupCallback(callback)
-	if err != nil {
-		e.log.Error("Fire: "+err.Error(), "callback", callback)
-		return false
-	}
-	if !e.Has(cb.ID()) {
+// fire queues run (a notification invoker) unless no module registered
+// cb; false means the queue was full and the notification was dropped.
+func (e *Engine) fire(cb *luaapi.Callback, run func(ctx context.Context) error) bool {
+	if len(e.snap.Load().callbacks[cb]) == 0 {
 		return true
 	}
 	job := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		defer cancel()
-		_ = e.notify(ctx, cb.ID(), args...)
+		_ = run(ctx) // each module's failure is logged by the walk
 	}
+	n := &e.notifier
 	// Not e.mu: a reload holds it for as long as modules take to load.
-	e.notifyMu.RLock()
-	defer e.notifyMu.RUnlock()
-	if e.notifyClosed {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.stopped {
 		return false
 	}
 	select {
-	case e.notifications <- job:
+	case n.queue <- job:
 		return true
 	default:
-		n := e.dropped.Add(1)
+		total := n.dropped.Add(1)
 		now := time.Now().Unix()
-		if last := e.lastDropLog.Load(); now > last && e.lastDropLog.CompareAndSwap(last, now) {
-			e.log.Warn("notification queue full; dropping notifications", "callback", callback, "dropped_total", n)
+		if last := n.lastLog.Load(); now > last && n.lastLog.CompareAndSwap(last, now) {
+			e.log.Warn("notification queue full; dropping notifications", slog.String("callback", cb.ID()), slog.Uint64("dropped_total", total))
 		}
 		return false
 	}
 }
 
-// FireOnNewEvent queues on_new_event without waiting.
-func (e *Engine) FireOnNewEvent(ev *Event, state StateMap) bool {
-	return e.Fire("third_party_rules.on_new_event", ev, state)
-}
-
 // Dropped counts notifications dropped because the queue was full.
-func (e *Engine) Dropped() uint64 { return e.dropped.Load() }
+func (e *Engine) Dropped() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.notifier.dropped.Load()
+}

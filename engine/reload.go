@@ -20,7 +20,7 @@ import (
 // only once no operation uses it, and then its replaced generations get
 // their on_close callbacks and are closed.
 
-// ModuleStatus is one module's reload state, for embedders and logs.
+// ModuleStatus is one configured module's state.
 type ModuleStatus struct {
 	Name       string
 	File       string
@@ -29,10 +29,18 @@ type ModuleStatus struct {
 	Serving    bool      // false when the module has never loaded
 	LastError  error     // the latest load failure, nil after a success
 	ErrorAt    time.Time
+	// Callbacks the serving generation registered
+	// ("spam_checker.check_event_for_spam", "password_auth_provider.auth_checkers[m.login.password]").
+	Callbacks []string
+	// Paths are its web resources.
+	Paths []string
 }
 
 // Status lists the configured modules in config order with their state.
 func (e *Engine) Status() []ModuleStatus {
+	if e == nil {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	serving := map[string]*generation{}
@@ -44,6 +52,7 @@ func (e *Engine) Status() []ModuleStatus {
 		st := ModuleStatus{Name: mc.Name, File: mc.Module}
 		if g := serving[mc.Name]; g != nil {
 			st.Generation, st.LoadedAt, st.Serving = g.seq, g.loadedAt, true
+			st.Callbacks, st.Paths = g.registered(), append([]string(nil), g.paths...)
 		}
 		if le, ok := e.lastErr[mc.Name]; ok {
 			st.LastError, st.ErrorAt = le.err, le.at
@@ -240,10 +249,10 @@ func inConfig(cfg *Config, name string) bool {
 	return false
 }
 
-// Files lists every file the running modules were loaded from (scripts
+// files lists every file the running modules were loaded from (scripts
 // and what they required), relative to the config's folder, sorted; a
 // file watcher watches these and the config file.
-func (e *Engine) Files() []string {
+func (e *Engine) files() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := map[string]bool{}
@@ -273,5 +282,22 @@ func (e *Engine) Files() []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// registered names what a generation registered, without repeats.
+func (g *generation) registered() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range g.regs {
+		id := r.Callback.ID()
+		if r.LoginType != "" {
+			id += "[" + r.LoginType + "]"
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
 	return out
 }

@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	. "github.com/luahost/luahost/engine"
 
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 )

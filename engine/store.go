@@ -13,6 +13,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/luahost/luahost/engine/storage"
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/luaapi"
 	"github.com/luahost/luahost/stdlib"
 )
@@ -52,7 +53,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 	install(L, t, "store.", []hostFunc{
 		{"get", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				st, err := ms.store()
 				if err != nil {
 					return nil, ms.fail(ctx, err)
@@ -63,12 +64,12 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 				}
 				ms.ok()
 				if !found {
-					return luaapi.Values(nil), nil
+					return values(nil), nil
 				}
 				return func(L *lua.LState) []lua.LValue {
 					v, err := stdlib.DecodeJSON(L, b)
 					if err != nil {
-						panic(hostErr{fmt.Errorf("the value at key %q is not JSON: %v", key, err)})
+						panic(sandbox.ResultError{Err: fmt.Errorf("the value at key %q is not JSON: %v", key, err)})
 					}
 					return []lua.LValue{v}
 				}, nil
@@ -85,7 +86,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 				a.fail("bad argument #2 (value): %v", err)
 			}
 			ttl := storeTTL(a, 3)
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				st, err := ms.store()
 				if err != nil {
 					return nil, ms.fail(ctx, err)
@@ -99,7 +100,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 		}},
 		{"delete", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				st, err := ms.store()
 				if err != nil {
 					return nil, ms.fail(ctx, err)
@@ -118,7 +119,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 				by = storeInt(a, 2, "by")
 			}
 			ttl := storeTTL(a, 3)
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				st, err := ms.store()
 				if err != nil {
 					return nil, ms.fail(ctx, err)
@@ -133,7 +134,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 		}},
 		{"list", true, func(a *hostArgs) runFunc {
 			prefix := a.optStr(1, "prefix")
-			return func(ctx context.Context) (luaapi.Result, error) {
+			return func(ctx context.Context) (sandbox.Result, error) {
 				st, err := ms.store()
 				if err != nil {
 					return nil, ms.fail(ctx, err)
@@ -210,7 +211,7 @@ func (ms *moduleStore) store() (storage.Store, error) {
 	if p := ms.st.Load(); p != nil {
 		return *p, nil
 	}
-	st, err := ms.e.Store()
+	st, err := ms.e.openStore()
 	if err != nil {
 		// The store could not be opened (Redis unreachable, bolt file
 		// locked, engine closed): an outage as far as the script knows.

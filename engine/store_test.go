@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	. "github.com/luahost/luahost/engine"
 
 	"github.com/redis/go-redis/v9"
 
@@ -655,9 +657,7 @@ end }
 // module keeps serving and calls work again when the backend is back,
 // with the data written before the outage.
 func TestStoreOutage(t *testing.T) {
-	old := storeLogEvery
-	storeLogEvery = time.Hour
-	defer func() { storeLogEvery = old }()
+	defer SetStoreLogEvery(time.Hour)()
 
 	fs := &flakyStore{Store: openTestStore(t, storage.Config{Backend: "memory"})}
 	logs := &logLines{}
@@ -678,12 +678,12 @@ func TestStoreOutage(t *testing.T) {
 	}
 	// While the failures go on, the outage is logged again every
 	// storeLogEvery (one failing call here).
-	storeLogEvery = 50 * time.Millisecond
+	SetStoreLogEvery(50 * time.Millisecond)
 	time.Sleep(60 * time.Millisecond)
 	if err := callSpam(t, e, "uncaught"); err == nil {
 		t.Fatal("no error while down")
 	}
-	storeLogEvery = time.Hour
+	SetStoreLogEvery(time.Hour)
 	if n := logs.count(`msg="storage unavailable;`); n != 2 {
 		t.Fatalf("outage logged %d times after some time of failures; want twice:\n%s", n, logs)
 	}

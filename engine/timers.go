@@ -8,7 +8,8 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine/internal/runtime"
+	"github.com/luahost/luahost/internal/sandbox"
 )
 
 // Timers: api.looping_background_call(fn, msec, ...) and
@@ -20,49 +21,14 @@ import (
 // error is logged with its file and line and the loop goes on. Timers stop
 // when the module generation is retired (reload or shutdown).
 
-type timers struct {
-	mu      sync.Mutex
-	stopped bool
-	quit    chan struct{}
-	wg      sync.WaitGroup
-}
-
-func newTimers() *timers { return &timers{quit: make(chan struct{})} }
-
-// start runs f on a new timer goroutine unless the timers are stopped.
-func (t *timers) start(f func(quit <-chan struct{})) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped {
-		return false
-	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		f(t.quit)
-	}()
-	return true
-}
-
-// stop ends every timer and waits for their goroutines. Not from the loop.
-func (t *timers) stop() {
-	t.mu.Lock()
-	if !t.stopped {
-		t.stopped = true
-		close(t.quit)
-	}
-	t.mu.Unlock()
-	t.wg.Wait()
-}
-
 // installTimers adds the timer functions to a module's api table. g.rt is
 // set before any Lua runs.
 func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 	// fire runs fn(args...) on the loop and logs a failure.
 	fire := func(what string, fn *lua.LFunction, args []lua.LValue) {
-		err := g.rt.invoke(context.Background(), call{what: what, fn: fn, timeout: g.cfg.Timeout,
-			args: func(*lua.LState) []lua.LValue { return args }})
-		if err != nil && !errors.Is(err, errClosed) {
+		err := g.invoke(context.Background(), runtime.Call{What: what, Fn: fn, Timeout: g.cfg.Timeout,
+			Args: func(*lua.LState) []lua.LValue { return args }})
+		if err != nil && !errors.Is(err, runtime.ErrClosed) {
 			e.logScriptError(what+" failed", err)
 		}
 	}
@@ -86,7 +52,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		return time.Duration(float64(v) * float64(time.Millisecond))
 	}
 
-	api.RawSetString("looping_background_call", L.NewFunction(luaapi.MethodTolerant(api, func(L *lua.LState) int {
+	api.RawSetString("looping_background_call", L.NewFunction(sandbox.MethodTolerant(api, func(L *lua.LState) int {
 		fn := L.CheckFunction(1)
 		every := msec(L, 2)
 		if every < time.Millisecond {
@@ -95,7 +61,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		args := restArgs(L, 3)
 		cancel := make(chan struct{})
 		var once sync.Once
-		g.rt.timers.start(func(quit <-chan struct{}) {
+		g.rt.StartTimer(func(quit <-chan struct{}) {
 			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for {
@@ -113,13 +79,13 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		return 1
 	})))
 
-	api.RawSetString("delayed_background_call", L.NewFunction(luaapi.MethodTolerant(api, func(L *lua.LState) int {
+	api.RawSetString("delayed_background_call", L.NewFunction(sandbox.MethodTolerant(api, func(L *lua.LState) int {
 		after := msec(L, 1)
 		fn := L.CheckFunction(2)
 		args := restArgs(L, 3)
 		cancel := make(chan struct{})
 		var once sync.Once
-		g.rt.timers.start(func(quit <-chan struct{}) {
+		g.rt.StartTimer(func(quit <-chan struct{}) {
 			t := time.NewTimer(after)
 			defer t.Stop()
 			select {

@@ -10,6 +10,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/stdlib"
 )
 
@@ -30,11 +31,11 @@ type WebResource struct {
 }
 
 // ModuleAPI is the Go side of one module generation's `module_api` table.
-// It belongs to the state's owner goroutine.
+// It belongs to the goroutine holding the state's baton.
 type ModuleAPI struct {
-	Module string // the module's name
-	Host   Host
-	Log    *slog.Logger
+	Module     string // the module's name
+	ServerName string
+	Log        *slog.Logger
 
 	Table         *lua.LTable
 	Registrations []Registration
@@ -44,12 +45,14 @@ type ModuleAPI struct {
 	registering bool
 }
 
-// NewModuleAPI builds the module_api table for L.
-func NewModuleAPI(L *lua.LState, module string, host Host, log *slog.Logger) *ModuleAPI {
+// NewModuleAPI builds the module_api table for L: constants, error
+// constructors, the register_* functions, on_close and the host
+// functions that need no homeserver. The engine adds the rest.
+func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *ModuleAPI {
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &ModuleAPI{Module: module, Host: host, Log: log}
+	m := &ModuleAPI{Module: module, ServerName: serverName, Log: log}
 	t := L.NewTable()
 	m.Table = t
 
@@ -66,7 +69,7 @@ func NewModuleAPI(L *lua.LState, module string, host Host, log *slog.Logger) *Mo
 	rb.RawSetString("DENY", lua.LString("deny"))
 	t.RawSetString("RegistrationBehaviour", rb)
 	t.RawSetString("null", stdlib.Null(L))
-	t.RawSetString("server_name", lua.LString(host.ServerName()))
+	t.RawSetString("server_name", lua.LString(serverName))
 
 	fns := map[string]lua.LGFunction{
 		"array": func(L *lua.LState) int {
@@ -90,14 +93,14 @@ func NewModuleAPI(L *lua.LState, module string, host Host, log *slog.Logger) *Mo
 		},
 	}
 	for name, fn := range fns {
-		t.RawSetString(name, L.NewFunction(MethodTolerant(t, fn)))
+		t.RawSetString(name, L.NewFunction(sandbox.MethodTolerant(t, fn)))
 	}
 	for _, cat := range Catalogue {
-		t.RawSetString(cat.RegisterFunc(), L.NewFunction(MethodTolerant(t, m.registerCategory(cat))))
+		t.RawSetString(cat.RegisterFunc(), L.NewFunction(sandbox.MethodTolerant(t, m.registerCategory(cat))))
 	}
-	t.RawSetString("sleep", HostFunction(L, "sleep", func(L *lua.LState) *HostCall {
+	t.RawSetString("sleep", sandbox.HostFunction(L, "sleep", func(L *lua.LState) *sandbox.HostCall {
 		d := time.Duration(float64(L.CheckNumber(1)) * float64(time.Second))
-		return &HostCall{Run: func(ctx context.Context) (Result, error) {
+		return &sandbox.HostCall{Run: func(ctx context.Context) (sandbox.Result, error) {
 			timer := time.NewTimer(d)
 			defer timer.Stop()
 			select {
@@ -109,16 +112,6 @@ func NewModuleAPI(L *lua.LState, module string, host Host, log *slog.Logger) *Mo
 		}}
 	}))
 	return m
-}
-
-// MethodTolerant lets api.f(x) and api:f(x) both work (a common slip).
-func MethodTolerant(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
-	return func(L *lua.LState) int {
-		if L.GetTop() > 0 && L.Get(1) == self {
-			L.Remove(1)
-		}
-		return fn(L)
-	}
 }
 
 // BeginRegistration opens registration (while the constructor runs).
@@ -135,8 +128,10 @@ func (m *ModuleAPI) checkRegistering(L *lua.LState, fn string) {
 
 func (m *ModuleAPI) registerCategory(cat *Category) lua.LGFunction {
 	valid := map[string]*Callback{}
+	var names []string
 	for _, cb := range cat.Callbacks {
 		valid[cb.Name] = cb
+		names = append(names, cb.Name)
 	}
 	return func(L *lua.LState) int {
 		fname := cat.RegisterFunc()
@@ -152,7 +147,11 @@ func (m *ModuleAPI) registerCategory(cat *Category) lua.LGFunction {
 			name, _ := k.(lua.LString)
 			cb := valid[string(name)]
 			if cb == nil {
-				errs = append(errs, fmt.Sprintf("%s: unknown callback %q (valid: %s)", fname, lua.LVAsString(k), validNames(cat)))
+				hint := ""
+				if s := Suggest(lua.LVAsString(k), names); s != "" {
+					hint = fmt.Sprintf("did you mean %s? ", s)
+				}
+				errs = append(errs, fmt.Sprintf("%s: unknown callback %q (%svalid: %s)", fname, lua.LVAsString(k), hint, validNames(cat)))
 				return
 			}
 			if cb.Name == "auth_checkers" {
@@ -177,8 +176,12 @@ func (m *ModuleAPI) registerCategory(cat *Category) lua.LGFunction {
 		// Table iteration order is not the script's order; keep the
 		// catalogue's order so behaviour is deterministic.
 		sort.SliceStable(regs, func(i, j int) bool { return catIndex(cat, regs[i].Callback) < catIndex(cat, regs[j].Callback) })
-		if cat.Name == "presence_router" && len(regs) == 1 {
-			L.RaiseError("%s: a presence router must register both get_users_for_states and get_interested_users (got only %s)", fname, regs[0].Callback.Name)
+		if cat.AllOrNone && len(regs) > 0 && len(regs) < len(cat.Callbacks) {
+			var got []string
+			for _, r := range regs {
+				got = append(got, r.Callback.Name)
+			}
+			L.RaiseError("%s: register every one of %s or none (got only %s)", fname, validNames(cat), strings.Join(got, ", "))
 		}
 		m.Registrations = append(m.Registrations, regs...)
 		return 0
@@ -286,14 +289,14 @@ func (m *ModuleAPI) qualify(L *lua.LState) int {
 		L.Push(lua.LString(local))
 		return 1
 	}
-	L.Push(lua.LString("@" + local + ":" + m.Host.ServerName()))
+	L.Push(lua.LString("@" + local + ":" + m.ServerName))
 	return 1
 }
 
 func (m *ModuleAPI) isMine(L *lua.LState) int {
 	id := L.CheckString(1)
 	i := strings.IndexByte(id, ':')
-	L.Push(lua.LBool(i >= 0 && id[i+1:] == m.Host.ServerName()))
+	L.Push(lua.LBool(i >= 0 && id[i+1:] == m.ServerName))
 	return 1
 }
 

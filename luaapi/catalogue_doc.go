@@ -35,7 +35,7 @@ func ReferenceTable(category string) string {
 			"[`" + cb.Name + "`](#" + anchor(cb.Name) + ")",
 			argCell,
 			cb.Returns,
-			cb.Combine,
+			cb.CombineText(),
 			string(cb.OnError),
 		}
 		b.WriteString("|")

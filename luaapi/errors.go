@@ -98,9 +98,9 @@ func NewSynapseErrorValue(L *lua.LState, code int, msg, errcode string) lua.LVal
 	return t
 }
 
-// ScriptError classifies an error value a script raised: a
+// RaisedError classifies an error value a script raised: a
 // *SynapseError, a *ConfigError, or nil for anything else.
-func ScriptError(L *lua.LState, v lua.LValue) error {
+func RaisedError(L *lua.LState, v lua.LValue) error {
 	t, ok := v.(*lua.LTable)
 	if !ok || t.Metatable != errMeta(L) {
 		return nil

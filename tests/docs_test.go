@@ -16,6 +16,7 @@ import (
 
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -288,7 +289,7 @@ func TestDocsLuaBlocks(t *testing.T) {
 			// Pad so that Lua's line numbers are the page's.
 			code := strings.Repeat("\n", b.line-1) + b.code
 			if !topLevelReturnM.MatchString(b.code) {
-				if _, err := luaapi.Compile([]byte(code), b.page); err != nil {
+				if _, err := sandbox.Compile([]byte(code), b.page); err != nil {
 					t.Fatalf("%s: does not compile: %v", name, err)
 				}
 				return
@@ -342,7 +343,7 @@ func loadDocModule(t *testing.T, name, code, config string) {
 	if err != nil {
 		t.Fatalf("%s: the module does not load: %v", name, err)
 	}
-	if len(eng.Modules()) != 1 {
-		t.Fatalf("%s: loaded %d modules, want 1", name, len(eng.Modules()))
+	if len(eng.Status()) != 1 {
+		t.Fatalf("%s: loaded %d modules, want 1", name, len(eng.Status()))
 	}
 }

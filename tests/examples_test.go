@@ -17,6 +17,7 @@ import (
 
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
+	"github.com/luahost/luahost/internal/invoke"
 )
 
 // Every example in scripts/examples/ loads without errors, and its
@@ -267,7 +268,7 @@ func runExampleCall(t *testing.T, eng *engine.Engine, file string, c exampleCall
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := eng.Call(ctx, c.callback, args)
+	res, err := invoke.Call(ctx, eng, c.callback, args)
 	where := fmt.Sprintf("%s: %s(%s)", file, c.callback, strings.Join(c.args, ", "))
 	if c.wantErr != "" {
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/luahost/luahost/engine"
+	"github.com/luahost/luahost/internal/invoke"
 )
 
 // The README's first module and its config work as the README says:
@@ -40,12 +41,12 @@ func TestReadmeFirstModule(t *testing.T) {
 		t.Fatalf("the README's module does not load: %v", err)
 	}
 	defer e.Close()
-	mods := e.Modules()
+	mods := e.Status()
 	if len(mods) != 1 || len(mods[0].Callbacks) != 1 || mods[0].Callbacks[0] != "spam_checker.check_event_for_spam" ||
 		len(mods[0].Paths) != 1 || mods[0].Paths[0] != "/_synapse/client/spam/is_evil" {
 		t.Errorf("check would print something else than the README shows: %+v", mods)
 	}
-	res, err := e.Call(context.Background(), "check_event_for_spam", []json.RawMessage{
+	res, err := invoke.Call(context.Background(), e, "check_event_for_spam", []json.RawMessage{
 		json.RawMessage(`{"type":"m.room.message","sender":"@spammer:example.org","content":{"body":"hi"}}`)})
 	got, _ := json.Marshal(res)
 	if err != nil || string(got) != `"M_FORBIDDEN"` {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
+	"github.com/luahost/luahost/engine/fswatch"
+	"github.com/luahost/luahost/internal/invoke"
 )
 
 const usage = `usage: luahost <command> [flags]
@@ -77,14 +80,34 @@ func logger(stderr io.Writer, level slog.Level) *slog.Logger {
 }
 
 // load reads the config and starts the engine on a fresh in-memory host.
-func load(ctx context.Context, o opts, log *slog.Logger) (*engine.Engine, *memhost.Host, error) {
+// With partial, modules that fail are reported by Status and the rest
+// load.
+func load(ctx context.Context, o opts, log *slog.Logger, partial bool) (*engine.Engine, *memhost.Host, error) {
 	cfg, err := engine.LoadConfig(o.config)
 	if err != nil {
 		return nil, nil, err
 	}
-	host := memhost.New(cfg.ServerName)
-	eng, err := engine.New(ctx, cfg, engine.Options{Host: host, Logger: log})
+	server := cfg.ServerName
+	if server == "" {
+		server = "localhost"
+	}
+	host := memhost.New(server)
+	eng, err := engine.New(ctx, cfg, engine.Options{Host: host, Logger: log, AllowPartial: partial, Watcher: fswatch.New})
 	return eng, host, err
+}
+
+// loadFailures is what Status says failed, as one error.
+func loadFailures(eng *engine.Engine) error {
+	var errs engine.LoadErrors
+	for _, st := range eng.Status() {
+		if st.LastError != nil {
+			errs = append(errs, st.LastError)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
 func printErr(stderr io.Writer, err error) {
@@ -111,10 +134,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctx := context.Background()
-	eng, _, err := load(ctx, o, logger(stderr, slog.LevelWarn))
+	eng, _, err := load(ctx, o, logger(stderr, slog.LevelWarn), true)
 	if eng != nil {
 		defer eng.Close()
-		for _, m := range eng.Modules() {
+		err = loadFailures(eng)
+		for _, m := range eng.Status() {
+			if !m.Serving {
+				continue
+			}
 			parts := []string{}
 			if len(m.Callbacks) > 0 {
 				parts = append(parts, "callbacks: "+strings.Join(m.Callbacks, ", "))
@@ -151,11 +178,8 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	// Info: print() and log.info from the scripts help while debugging.
-	eng, _, err := load(ctx, o, logger(stderr, slog.LevelInfo))
+	eng, _, err := load(ctx, o, logger(stderr, slog.LevelInfo), false)
 	if err != nil {
-		if eng != nil {
-			eng.Close()
-		}
 		printErr(stderr, err)
 		return 1
 	}
@@ -168,7 +192,7 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 		}
 		raw = append(raw, json.RawMessage(a))
 	}
-	res, err := eng.Call(ctx, fs.Arg(0), raw)
+	res, err := invoke.Call(ctx, eng, fs.Arg(0), raw)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
@@ -198,24 +222,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	eng, host, err := load(ctx, o, log)
+	eng, host, err := load(ctx, o, log, false)
 	if err != nil {
 		printErr(stderr, err)
-		if eng != nil {
-			eng.Close()
-		}
 		return 1
 	}
 	defer eng.Close()
-	// A storage backend the admin chose is opened now, so a wrong Redis
-	// URL stops start-up instead of failing the first api.store call.
-	if eng.Config().Storage.Backend != "" {
-		if _, err := eng.Store(); err != nil {
-			printErr(stderr, fmt.Errorf("storage: %w", err))
-			return 1
-		}
-	}
-	for _, m := range eng.Modules() {
+	for _, m := range eng.Status() {
 		log.Info("module loaded", "module", m.Name, "file", m.File,
 			"callbacks", strings.Join(m.Callbacks, ","), "paths", strings.Join(m.Paths, ","))
 	}
@@ -271,8 +284,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Modules()), ln.Addr())
-	if err := eng.Serve(ctx, ln, 10*time.Second); err != nil {
+	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Status()), ln.Addr())
+	if err := serveHTTP(ctx, eng.Handler(), ln, 10*time.Second, log); err != nil {
 		printErr(stderr, err)
 		return 1
 	}
@@ -285,3 +298,26 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// serveHTTP runs handler on ln until ctx ends, then shuts down
+// gracefully: in-flight requests finish (for up to grace).
+func serveHTTP(ctx context.Context, handler http.Handler, ln net.Listener, grace time.Duration, log *slog.Logger) error {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

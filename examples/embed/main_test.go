@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/luahost/luahost/engine"
 )
 
 // startServer runs the example's server (its own luahost.yaml and
@@ -52,7 +54,7 @@ func do(t *testing.T, method, url, token, body string) (int, map[string]any) {
 
 func TestSend(t *testing.T) {
 	s, ts := startServer(t)
-	if !s.eng.Has("spam_checker.check_event_for_spam") {
+	if !s.eng.Has(engine.CallbackCheckEventForSpam) {
 		t.Fatal("spam.lua registered no check_event_for_spam")
 	}
 	tests := []struct {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine"
 )
 
 // roomConfig is a checked /createRoom body.
@@ -20,7 +20,7 @@ type roomConfig struct {
 	roomVersion     string
 	creationContent map[string]any
 	plOverride      map[string]any
-	initialState    []*luaapi.Event
+	initialState    []*engine.Event
 }
 
 func configString(config map[string]any, key string) (string, bool, error) {
@@ -192,7 +192,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	return c, nil
 }
 
-// CreateRoom implements luaapi.RoomHost, following Synapse's /createRoom:
+// CreateRoom implements engine.RoomCreator, following Synapse's /createRoom:
 // the creator (a local user) joins, presets set join rules (public for
 // public_chat or visibility public, invite otherwise), history visibility
 // and guest access, room_alias_name registers #name:server (ErrAliasInUse
@@ -214,7 +214,7 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	defer h.mu.Unlock()
 	creator := h.users[userID]
 	if creator == nil {
-		return "", "", fmt.Errorf("create room: creator %s: %w", userID, luaapi.ErrNotFound)
+		return "", "", fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
 	}
 	if c.alias != "" {
 		if _, taken := h.aliases[c.alias]; taken {
@@ -223,13 +223,13 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	}
 	for _, id := range c.invites {
 		if h.isLocal(id) && h.users[id] == nil {
-			return "", "", fmt.Errorf("create room: invitee %s: %w", id, luaapi.ErrNotFound)
+			return "", "", fmt.Errorf("create room: invitee %s: %w", id, engine.ErrNotFound)
 		}
 	}
 	for roomID == "" || h.rooms[roomID] != nil {
 		roomID = "!" + randomUpper(18) + ":" + h.serverName
 	}
-	r := &room{id: roomID, creator: userID, state: luaapi.StateMap{}}
+	r := &room{id: roomID, creator: userID, state: engine.StateMap{}}
 
 	createContent := c.creationContent
 	if createContent == nil {
@@ -247,7 +247,7 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	}
 	r.append(stateEvent(evMember, userID, userID, join))
 
-	initial := map[string]*luaapi.Event{}
+	initial := map[string]*engine.Event{}
 	for _, ev := range c.initialState {
 		initial[ev.Type+"\x00"+*ev.StateKey] = ev
 	}

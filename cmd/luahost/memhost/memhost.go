@@ -1,7 +1,7 @@
 // Package memhost is an in-memory Matrix homeserver implementing
-// luaapi.Host and every optional capability interface. It backs
+// engine.Host and every optional capability interface. It backs
 // `luahost serve` and `luahost call` in development, the engine's tests,
-// and serves as the worked example of implementing luaapi.Host.
+// and serves as the worked example of implementing engine.Host.
 //
 // It follows Synapse's behaviour where a module would notice (user ID
 // grammar, createRoom presets and event order, membership transitions,
@@ -24,12 +24,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine"
 )
 
 // Errors the Host wraps, for callers that need to tell failures apart
 // with errors.Is. Look-ups of unknown things return (or wrap)
-// luaapi.ErrNotFound.
+// engine.ErrNotFound.
 var (
 	// ErrInvalid is wrapped when an argument is malformed: a bad user ID,
 	// localpart, alias, membership or createRoom field.
@@ -45,7 +45,7 @@ var (
 
 // Host is an in-memory Matrix homeserver for development, tests and
 // `luahost serve`/`call`. It is also the worked example of implementing
-// luaapi.Host. Safe for concurrent use.
+// engine.Host. Safe for concurrent use.
 type Host struct {
 	serverName string
 
@@ -56,17 +56,27 @@ type Host struct {
 	rooms        map[string]*room
 	aliases      map[string]string                    // #alias:server → room ID
 	accountData  map[string]map[string]map[string]any // user → type → content
-	presence     map[string]luaapi.PresenceState
+	presence     map[string]engine.PresenceState
 	presenceSent [][]string
 }
 
 var (
-	_ luaapi.Host            = (*Host)(nil)
-	_ luaapi.UserHost        = (*Host)(nil)
-	_ luaapi.AuthHost        = (*Host)(nil)
-	_ luaapi.RoomHost        = (*Host)(nil)
-	_ luaapi.AccountDataHost = (*Host)(nil)
-	_ luaapi.PresenceHost    = (*Host)(nil)
+	_ engine.Host               = (*Host)(nil)
+	_ engine.UserChecker        = (*Host)(nil)
+	_ engine.UserInfoGetter     = (*Host)(nil)
+	_ engine.ProfileGetter      = (*Host)(nil)
+	_ engine.DisplayNameSetter  = (*Host)(nil)
+	_ engine.UserRegisterer     = (*Host)(nil)
+	_ engine.DeviceRegisterer   = (*Host)(nil)
+	_ engine.TokenAuthenticator = (*Host)(nil)
+	_ engine.RoomStateGetter    = (*Host)(nil)
+	_ engine.EventSender        = (*Host)(nil)
+	_ engine.MembershipUpdater  = (*Host)(nil)
+	_ engine.RoomCreator        = (*Host)(nil)
+	_ engine.AliasResolver      = (*Host)(nil)
+	_ engine.AccountDataStore   = (*Host)(nil)
+	_ engine.PresenceSetter     = (*Host)(nil)
+	_ engine.PresenceSender     = (*Host)(nil)
 )
 
 // New returns an empty homeserver whose users and rooms live on
@@ -80,11 +90,11 @@ func New(serverName string) *Host {
 		rooms:       map[string]*room{},
 		aliases:     map[string]string{},
 		accountData: map[string]map[string]map[string]any{},
-		presence:    map[string]luaapi.PresenceState{},
+		presence:    map[string]engine.PresenceState{},
 	}
 }
 
-// ServerName implements luaapi.Host.
+// ServerName implements engine.Host.
 func (h *Host) ServerName() string { return h.serverName }
 
 // isLocal reports whether a Matrix ID (@user:server, #alias:server, …)
@@ -142,7 +152,7 @@ func randomUpper(n int) string {
 
 // cloneEvent deep-copies an event so the store and its callers never
 // share mutable state.
-func cloneEvent(e *luaapi.Event) *luaapi.Event {
+func cloneEvent(e *engine.Event) *engine.Event {
 	if e == nil {
 		return nil
 	}

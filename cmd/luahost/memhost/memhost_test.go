@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine"
 )
 
 const server = "example.org"
@@ -20,7 +20,7 @@ func newHost(t *testing.T, localparts ...string) *Host {
 	t.Helper()
 	h := New(server)
 	for _, lp := range localparts {
-		if _, err := h.RegisterUser(ctx, luaapi.NewUser{Localpart: lp}); err != nil {
+		if _, err := h.RegisterUser(ctx, engine.NewUser{Localpart: lp}); err != nil {
 			t.Fatalf("RegisterUser(%q): %v", lp, err)
 		}
 	}
@@ -38,7 +38,7 @@ func mustCreateRoom(t *testing.T, h *Host, creator string, config map[string]any
 
 func membership(t *testing.T, h *Host, roomID, userID string) string {
 	t.Helper()
-	st, err := h.RoomState(ctx, roomID, []luaapi.StateFilter{{Type: "m.room.member", StateKey: userID}})
+	st, err := h.RoomState(ctx, roomID, []engine.StateFilter{{Type: "m.room.member", StateKey: userID}})
 	if err != nil {
 		t.Fatalf("RoomState: %v", err)
 	}
@@ -52,7 +52,7 @@ func membership(t *testing.T, h *Host, roomID, userID string) string {
 
 func TestRegisterDeviceTokenRoundTrip(t *testing.T) {
 	h := New(server)
-	id, err := h.RegisterUser(ctx, luaapi.NewUser{Localpart: "alice", Admin: true})
+	id, err := h.RegisterUser(ctx, engine.NewUser{Localpart: "alice", Admin: true})
 	if err != nil || id != "@alice:example.org" {
 		t.Fatalf("RegisterUser = %q, %v", id, err)
 	}
@@ -79,7 +79,7 @@ func TestRegisterDeviceTokenRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := luaapi.Requester{UserID: id, DeviceID: dev.DeviceID, AccessToken: dev.AccessToken}
+			want := engine.Requester{UserID: id, DeviceID: dev.DeviceID, AccessToken: dev.AccessToken}
 			if *req != want {
 				t.Errorf("UserByAccessToken = %+v, want %+v", *req, want)
 			}
@@ -90,8 +90,8 @@ func TestRegisterDeviceTokenRoundTrip(t *testing.T) {
 	if a.DeviceID == b.DeviceID || a.AccessToken == b.AccessToken {
 		t.Errorf("two random devices share an ID or token: %+v %+v", a, b)
 	}
-	if _, err := h.UserByAccessToken(ctx, "syt_nope"); err != luaapi.ErrNotFound {
-		t.Errorf("unknown token: err = %v, want luaapi.ErrNotFound", err)
+	if _, err := h.UserByAccessToken(ctx, "syt_nope"); err != engine.ErrNotFound {
+		t.Errorf("unknown token: err = %v, want engine.ErrNotFound", err)
 	}
 
 	info, err := h.UserInfo(ctx, id)
@@ -137,17 +137,17 @@ func TestRegisterUserRefuses(t *testing.T) {
 		{"é", ErrInvalid},
 		{strings.Repeat("a", 250), ErrInvalid},
 	} {
-		_, err := h.RegisterUser(ctx, luaapi.NewUser{Localpart: tc.localpart})
+		_, err := h.RegisterUser(ctx, engine.NewUser{Localpart: tc.localpart})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("RegisterUser(%q): err = %v, want %v", tc.localpart, err, tc.want)
 		}
 	}
 	for _, ok := range []string{"bob", "b.o_b=x-y/z", "007bond"} {
-		if _, err := h.RegisterUser(ctx, luaapi.NewUser{Localpart: ok}); err != nil {
+		if _, err := h.RegisterUser(ctx, engine.NewUser{Localpart: ok}); err != nil {
 			t.Errorf("RegisterUser(%q): %v", ok, err)
 		}
 	}
-	if _, err := h.RegisterUser(ctx, luaapi.NewUser{Localpart: "carol", DisplayName: "Carol C."}); err != nil {
+	if _, err := h.RegisterUser(ctx, engine.NewUser{Localpart: "carol", DisplayName: "Carol C."}); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := h.Profile(ctx, "@carol:example.org"); p.DisplayName != "Carol C." {
@@ -158,19 +158,19 @@ func TestRegisterUserRefuses(t *testing.T) {
 func TestUnknownUser(t *testing.T) {
 	h := New(server)
 	const nobody = "@nobody:example.org"
-	if _, err := h.UserInfo(ctx, nobody); err != luaapi.ErrNotFound {
+	if _, err := h.UserInfo(ctx, nobody); err != engine.ErrNotFound {
 		t.Errorf("UserInfo: %v", err)
 	}
-	if _, err := h.Profile(ctx, nobody); err != luaapi.ErrNotFound {
+	if _, err := h.Profile(ctx, nobody); err != engine.ErrNotFound {
 		t.Errorf("Profile: %v", err)
 	}
-	if _, err := h.RegisterDevice(ctx, nobody, "", ""); !errors.Is(err, luaapi.ErrNotFound) {
+	if _, err := h.RegisterDevice(ctx, nobody, "", ""); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("RegisterDevice: %v", err)
 	}
-	if err := h.SetDisplayName(ctx, nobody, "x"); !errors.Is(err, luaapi.ErrNotFound) {
+	if err := h.SetDisplayName(ctx, nobody, "x"); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("SetDisplayName: %v", err)
 	}
-	if _, _, err := h.CreateRoom(ctx, nobody, nil); !errors.Is(err, luaapi.ErrNotFound) {
+	if _, _, err := h.CreateRoom(ctx, nobody, nil); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("CreateRoom: %v", err)
 	}
 }
@@ -222,7 +222,7 @@ func TestCreateRoom(t *testing.T) {
 	if err != nil || got.RoomID != roomID || len(got.Servers) != 1 || got.Servers[0] != server {
 		t.Errorf("LookupRoomAlias = %+v, %v", got, err)
 	}
-	if _, err := h.LookupRoomAlias(ctx, "#nope:example.org"); err != luaapi.ErrNotFound {
+	if _, err := h.LookupRoomAlias(ctx, "#nope:example.org"); err != engine.ErrNotFound {
 		t.Errorf("unknown alias: %v", err)
 	}
 
@@ -299,7 +299,7 @@ func TestCreateRoomConfig(t *testing.T) {
 		{"name not a string", map[string]any{"name": 3}, "", nil, ErrInvalid},
 		{"bad alias", map[string]any{"room_alias_name": "a:b"}, "", nil, ErrInvalid},
 		{"bad invitee", map[string]any{"invite": []any{"bob"}}, "", nil, ErrInvalid},
-		{"unknown local invitee", map[string]any{"invite": []string{"@zed:example.org"}}, "", nil, luaapi.ErrNotFound},
+		{"unknown local invitee", map[string]any{"invite": []string{"@zed:example.org"}}, "", nil, engine.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			roomID, _, err := h.CreateRoom(ctx, "@alice:example.org", tc.config)
@@ -338,7 +338,7 @@ func TestUpdateMembership(t *testing.T) {
 		{"join after an invite", private, bob, bob, "join", nil, "join"},
 		{"invite by a non-member", private, carol, dave, "invite", ErrForbidden, ""},
 		{"invite a joined user", private, alice, bob, "invite", ErrForbidden, "join"},
-		{"invite an unknown local user", private, alice, "@zed:example.org", "invite", luaapi.ErrNotFound, ""},
+		{"invite an unknown local user", private, alice, "@zed:example.org", "invite", engine.ErrNotFound, ""},
 		{"invite a remote user", private, alice, "@zed:remote.org", "invite", nil, "invite"},
 		{"kick without power", public, carol, alice, "leave", ErrForbidden, "join"},
 		{"kick", public, alice, carol, "leave", nil, "leave"},
@@ -364,7 +364,7 @@ func TestUpdateMembership(t *testing.T) {
 			t.Errorf("%s: %s is %q, want %q", s.name, s.target, got, s.wantMem)
 		}
 	}
-	if _, err := h.UpdateMembership(ctx, alice, alice, "!nope:example.org", "join", nil); !errors.Is(err, luaapi.ErrNotFound) {
+	if _, err := h.UpdateMembership(ctx, alice, alice, "!nope:example.org", "join", nil); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("unknown room: %v", err)
 	}
 }
@@ -381,19 +381,19 @@ func TestSendEvent(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		ev      *luaapi.Event
+		ev      *engine.Event
 		wantErr error
 	}{
-		{"message from a member", &luaapi.Event{Type: "m.room.message", RoomID: roomID, Sender: carol, Content: msg}, nil},
-		{"message from an invitee", &luaapi.Event{Type: "m.room.message", RoomID: roomID, Sender: bob, Content: msg}, ErrForbidden},
-		{"message from a stranger", &luaapi.Event{Type: "m.room.message", RoomID: roomID, Sender: "@eve:example.org", Content: msg}, ErrForbidden},
-		{"unknown room", &luaapi.Event{Type: "m.room.message", RoomID: "!nope:example.org", Sender: alice, Content: msg}, luaapi.ErrNotFound},
-		{"no type", &luaapi.Event{RoomID: roomID, Sender: alice}, ErrInvalid},
-		{"state by the creator", &luaapi.Event{Type: "m.room.name", StateKey: key(""), RoomID: roomID, Sender: alice, Content: map[string]any{"name": "New"}}, nil},
-		{"state without power", &luaapi.Event{Type: "m.room.topic", StateKey: key(""), RoomID: roomID, Sender: carol, Content: map[string]any{"topic": "x"}}, ErrForbidden},
-		{"state keyed by another user", &luaapi.Event{Type: "org.example.s", StateKey: key(carol), RoomID: roomID, Sender: alice, Content: map[string]any{}}, ErrForbidden},
-		{"second create", &luaapi.Event{Type: "m.room.create", StateKey: key(""), RoomID: roomID, Sender: alice}, ErrForbidden},
-		{"membership via SendEvent", &luaapi.Event{Type: "m.room.member", StateKey: key(bob), RoomID: roomID, Sender: bob, Content: map[string]any{"membership": "join"}}, nil},
+		{"message from a member", &engine.Event{Type: "m.room.message", RoomID: roomID, Sender: carol, Content: msg}, nil},
+		{"message from an invitee", &engine.Event{Type: "m.room.message", RoomID: roomID, Sender: bob, Content: msg}, ErrForbidden},
+		{"message from a stranger", &engine.Event{Type: "m.room.message", RoomID: roomID, Sender: "@eve:example.org", Content: msg}, ErrForbidden},
+		{"unknown room", &engine.Event{Type: "m.room.message", RoomID: "!nope:example.org", Sender: alice, Content: msg}, engine.ErrNotFound},
+		{"no type", &engine.Event{RoomID: roomID, Sender: alice}, ErrInvalid},
+		{"state by the creator", &engine.Event{Type: "m.room.name", StateKey: key(""), RoomID: roomID, Sender: alice, Content: map[string]any{"name": "New"}}, nil},
+		{"state without power", &engine.Event{Type: "m.room.topic", StateKey: key(""), RoomID: roomID, Sender: carol, Content: map[string]any{"topic": "x"}}, ErrForbidden},
+		{"state keyed by another user", &engine.Event{Type: "org.example.s", StateKey: key(carol), RoomID: roomID, Sender: alice, Content: map[string]any{}}, ErrForbidden},
+		{"second create", &engine.Event{Type: "m.room.create", StateKey: key(""), RoomID: roomID, Sender: alice}, ErrForbidden},
+		{"membership via SendEvent", &engine.Event{Type: "m.room.member", StateKey: key(bob), RoomID: roomID, Sender: bob, Content: map[string]any{"membership": "join"}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(h.Events(roomID))
@@ -415,7 +415,7 @@ func TestSendEvent(t *testing.T) {
 				t.Errorf("event not appended to the timeline")
 			}
 			if ev.IsState() {
-				st, _ := h.RoomState(ctx, roomID, []luaapi.StateFilter{{Type: ev.Type, StateKey: *ev.StateKey}})
+				st, _ := h.RoomState(ctx, roomID, []engine.StateFilter{{Type: ev.Type, StateKey: *ev.StateKey}})
 				if cur := st.Get(ev.Type, *ev.StateKey); cur == nil || cur.EventID != ev.EventID {
 					t.Errorf("state not updated to the sent event")
 				}
@@ -424,7 +424,7 @@ func TestSendEvent(t *testing.T) {
 	}
 
 	// The returned event and the caller's input are copies.
-	in := &luaapi.Event{Type: "m.room.message", RoomID: roomID, Sender: alice, Content: map[string]any{"body": "orig"}}
+	in := &engine.Event{Type: "m.room.message", RoomID: roomID, Sender: alice, Content: map[string]any{"body": "orig"}}
 	out, err := h.SendEvent(ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +442,7 @@ func TestSendEvent(t *testing.T) {
 func TestRoomStateFilters(t *testing.T) {
 	h := newHost(t, "alice", "bob")
 	roomID := mustCreateRoom(t, h, "@alice:example.org", map[string]any{"name": "N", "invite": []any{"@bob:example.org"}})
-	count := func(st luaapi.StateMap) (n int) {
+	count := func(st engine.StateMap) (n int) {
 		for _, byKey := range st {
 			n += len(byKey)
 		}
@@ -451,15 +451,15 @@ func TestRoomStateFilters(t *testing.T) {
 	all, _ := h.RoomState(ctx, roomID, nil)
 	for _, tc := range []struct {
 		name   string
-		filter []luaapi.StateFilter
+		filter []engine.StateFilter
 		want   int
 	}{
 		{"no filter is everything", nil, count(all)},
-		{"every member", []luaapi.StateFilter{{Type: "m.room.member", AnyKey: true}}, 2},
-		{"one member", []luaapi.StateFilter{{Type: "m.room.member", StateKey: "@bob:example.org"}}, 1},
-		{"name and create", []luaapi.StateFilter{{Type: "m.room.name"}, {Type: "m.room.create"}}, 2},
-		{"wrong state key", []luaapi.StateFilter{{Type: "m.room.name", StateKey: "x"}}, 0},
-		{"unknown type", []luaapi.StateFilter{{Type: "org.example.none", AnyKey: true}}, 0},
+		{"every member", []engine.StateFilter{{Type: "m.room.member", AnyKey: true}}, 2},
+		{"one member", []engine.StateFilter{{Type: "m.room.member", StateKey: "@bob:example.org"}}, 1},
+		{"name and create", []engine.StateFilter{{Type: "m.room.name"}, {Type: "m.room.create"}}, 2},
+		{"wrong state key", []engine.StateFilter{{Type: "m.room.name", StateKey: "x"}}, 0},
+		{"unknown type", []engine.StateFilter{{Type: "org.example.none", AnyKey: true}}, 0},
 	} {
 		st, err := h.RoomState(ctx, roomID, tc.filter)
 		if err != nil || count(st) != tc.want {
@@ -479,7 +479,7 @@ func TestRoomStateFilters(t *testing.T) {
 		again.Get("m.room.power_levels", "").Content["users"].(map[string]any)["@bob:example.org"] != nil {
 		t.Error("mutating a RoomState result changed the room")
 	}
-	if _, err := h.RoomState(ctx, "!nope:example.org", nil); !errors.Is(err, luaapi.ErrNotFound) {
+	if _, err := h.RoomState(ctx, "!nope:example.org", nil); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("unknown room: %v", err)
 	}
 }
@@ -524,7 +524,7 @@ func TestAccountData(t *testing.T) {
 		user, typ string
 		want      error
 	}{
-		{"@nobody:example.org", "t", luaapi.ErrNotFound},
+		{"@nobody:example.org", "t", engine.ErrNotFound},
 		{"@bob:remote.org", "t", ErrInvalid},
 		{alice, "", ErrInvalid},
 	} {
@@ -536,7 +536,7 @@ func TestAccountData(t *testing.T) {
 
 func TestPresence(t *testing.T) {
 	h := newHost(t, "alice")
-	states := []luaapi.PresenceState{
+	states := []engine.PresenceState{
 		{UserID: "@alice:example.org", State: "online", StatusMsg: "here", CurrentlyActive: true},
 		{UserID: "@bob:remote.org", State: "unavailable"},
 	}
@@ -551,7 +551,7 @@ func TestPresence(t *testing.T) {
 	if _, ok := h.Presence("@carol:example.org"); ok {
 		t.Error("presence for a user that never set it")
 	}
-	err := h.SetPresence(ctx, []luaapi.PresenceState{{UserID: "@alice:example.org", State: "offline"}, {UserID: "@alice:example.org", State: "busy"}})
+	err := h.SetPresence(ctx, []engine.PresenceState{{UserID: "@alice:example.org", State: "offline"}, {UserID: "@alice:example.org", State: "busy"}})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("invalid state: %v", err)
 	}
@@ -582,12 +582,12 @@ func TestCancelledContext(t *testing.T) {
 		"UserInfo":          func() error { _, err := h.UserInfo(cctx, alice); return err },
 		"Profile":           func() error { _, err := h.Profile(cctx, alice); return err },
 		"SetDisplayName":    func() error { return h.SetDisplayName(cctx, alice, "x") },
-		"RegisterUser":      func() error { _, err := h.RegisterUser(cctx, luaapi.NewUser{Localpart: "bob"}); return err },
+		"RegisterUser":      func() error { _, err := h.RegisterUser(cctx, engine.NewUser{Localpart: "bob"}); return err },
 		"RegisterDevice":    func() error { _, err := h.RegisterDevice(cctx, alice, "", ""); return err },
 		"UserByAccessToken": func() error { _, err := h.UserByAccessToken(cctx, "t"); return err },
 		"RoomState":         func() error { _, err := h.RoomState(cctx, roomID, nil); return err },
 		"SendEvent": func() error {
-			_, err := h.SendEvent(cctx, &luaapi.Event{Type: "m", RoomID: roomID, Sender: alice})
+			_, err := h.SendEvent(cctx, &engine.Event{Type: "m", RoomID: roomID, Sender: alice})
 			return err
 		},
 		"UpdateMembership":          func() error { _, err := h.UpdateMembership(cctx, alice, alice, roomID, "leave", nil); return err },
@@ -639,11 +639,11 @@ func TestConcurrentUse(t *testing.T) {
 					return err
 				}
 				for i := range rounds {
-					if _, err := h.SendEvent(ctx, &luaapi.Event{Type: "m.room.message", RoomID: lobby, Sender: me,
+					if _, err := h.SendEvent(ctx, &engine.Event{Type: "m.room.message", RoomID: lobby, Sender: me,
 						Content: map[string]any{"body": fmt.Sprint(i), "n": []any{i}}}); err != nil {
 						return err
 					}
-					st, err := h.RoomState(ctx, lobby, []luaapi.StateFilter{{Type: "m.room.member", AnyKey: true}})
+					st, err := h.RoomState(ctx, lobby, []engine.StateFilter{{Type: "m.room.member", AnyKey: true}})
 					if err != nil {
 						return err
 					}
@@ -657,7 +657,7 @@ func TestConcurrentUse(t *testing.T) {
 					if _, err := h.GlobalAccountData(ctx, me, "org.example.n"); err != nil {
 						return err
 					}
-					if err := h.SetPresence(ctx, []luaapi.PresenceState{{UserID: me, State: "online"}}); err != nil {
+					if err := h.SetPresence(ctx, []engine.PresenceState{{UserID: me, State: "online"}}); err != nil {
 						return err
 					}
 					_ = h.SendLocalOnlinePresenceTo(ctx, []string{me})
@@ -671,7 +671,7 @@ func TestConcurrentUse(t *testing.T) {
 						return err
 					}
 				}
-				_, err = h.SendEvent(ctx, &luaapi.Event{Type: "m.room.topic", StateKey: new(string), RoomID: own, Sender: me,
+				_, err = h.SendEvent(ctx, &engine.Event{Type: "m.room.topic", StateKey: new(string), RoomID: own, Sender: me,
 					Content: map[string]any{"topic": me}})
 				return err
 			}()
@@ -684,7 +684,7 @@ func TestConcurrentUse(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	st, _ := h.RoomState(ctx, lobby, []luaapi.StateFilter{{Type: "m.room.member", AnyKey: true}})
+	st, _ := h.RoomState(ctx, lobby, []engine.StateFilter{{Type: "m.room.member", AnyKey: true}})
 	if len(st["m.room.member"]) != workers+1 {
 		t.Errorf("lobby has %d members, want %d", len(st["m.room.member"]), workers+1)
 	}
@@ -751,7 +751,7 @@ func TestContentIsCopiedDeeply(t *testing.T) {
 		"counts": map[string]int{"x": 1},
 		"nested": map[string]any{"list": []any{map[string]any{"k": "v"}}, "nil": nil},
 	}
-	ev, err := h.SendEvent(ctx, &luaapi.Event{Type: "org.example", RoomID: roomID, Sender: "@alice:example.org", Content: content})
+	ev, err := h.SendEvent(ctx, &engine.Event{Type: "org.example", RoomID: roomID, Sender: "@alice:example.org", Content: content})
 	if err != nil {
 		t.Fatal(err)
 	}

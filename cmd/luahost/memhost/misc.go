@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine"
 )
 
-// GlobalAccountData implements luaapi.AccountDataHost: a copy of the
+// GlobalAccountData implements engine.AccountDataStore: a copy of the
 // user's content of typ, nil when there is none.
 func (h *Host) GlobalAccountData(ctx context.Context, userID, typ string) (map[string]any, error) {
 	if err := ctx.Err(); err != nil {
@@ -21,7 +21,7 @@ func (h *Host) GlobalAccountData(ctx context.Context, userID, typ string) (map[s
 	return cloneMap(h.accountData[userID][typ]), nil
 }
 
-// PutGlobalAccountData implements luaapi.AccountDataHost. The user must
+// PutGlobalAccountData implements engine.AccountDataStore. The user must
 // exist; the content is copied (nil stores an empty object).
 func (h *Host) PutGlobalAccountData(ctx context.Context, userID, typ string, content map[string]any) error {
 	if err := ctx.Err(); err != nil {
@@ -40,7 +40,7 @@ func (h *Host) PutGlobalAccountData(ctx context.Context, userID, typ string, con
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.users[userID] == nil {
-		return fmt.Errorf("put global account data: user %s: %w", userID, luaapi.ErrNotFound)
+		return fmt.Errorf("put global account data: user %s: %w", userID, engine.ErrNotFound)
 	}
 	byType := h.accountData[userID]
 	if byType == nil {
@@ -51,9 +51,9 @@ func (h *Host) PutGlobalAccountData(ctx context.Context, userID, typ string, con
 	return nil
 }
 
-// SetPresence implements luaapi.PresenceHost. Each state must name a user
+// SetPresence implements engine.PresenceSetter. Each state must name a user
 // and be online, unavailable or offline; nothing is stored unless all are.
-func (h *Host) SetPresence(ctx context.Context, states []luaapi.PresenceState) error {
+func (h *Host) SetPresence(ctx context.Context, states []engine.PresenceState) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func (h *Host) SetPresence(ctx context.Context, states []luaapi.PresenceState) e
 	return nil
 }
 
-// SendLocalOnlinePresenceTo implements luaapi.PresenceHost. With nobody
+// SendLocalOnlinePresenceTo implements engine.PresenceSender. With nobody
 // to send to, it records the target list; see PresenceSentTo.
 func (h *Host) SendLocalOnlinePresenceTo(ctx context.Context, userIDs []string) error {
 	if err := ctx.Err(); err != nil {
@@ -100,7 +100,7 @@ func (h *Host) PresenceSentTo() [][]string {
 }
 
 // Presence returns the last presence set for userID.
-func (h *Host) Presence(userID string) (luaapi.PresenceState, bool) {
+func (h *Host) Presence(userID string) (engine.PresenceState, bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	s, ok := h.presence[userID]

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine"
 )
 
 const (
@@ -31,19 +31,19 @@ const (
 type room struct {
 	id       string
 	creator  string
-	state    luaapi.StateMap
-	timeline []*luaapi.Event
+	state    engine.StateMap
+	timeline []*engine.Event
 }
 
-func stateEvent(typ, stateKey, sender string, content map[string]any) *luaapi.Event {
-	return &luaapi.Event{Type: typ, StateKey: &stateKey, Sender: sender, Content: content}
+func stateEvent(typ, stateKey, sender string, content map[string]any) *engine.Event {
+	return &engine.Event{Type: typ, StateKey: &stateKey, Sender: sender, Content: content}
 }
 
 // append stamps ev (which the room now owns) with an event ID, the room ID
 // and a timestamp, records it on the timeline and, for a state event,
 // makes it current state. Like Synapse it notes the state it replaces in
 // unsigned.replaces_state and unsigned.prev_content.
-func (r *room) append(ev *luaapi.Event) *luaapi.Event {
+func (r *room) append(ev *engine.Event) *engine.Event {
 	ev.EventID = "$" + randomToken(32)
 	ev.RoomID = r.id
 	ev.OriginServerTS = nowMS()
@@ -178,18 +178,18 @@ func toInt(v any) (int64, bool) {
 	return 0, false
 }
 
-// lookupRoom returns the room or an error wrapping luaapi.ErrNotFound.
+// lookupRoom returns the room or an error wrapping engine.ErrNotFound.
 // The caller holds h.mu.
 func (h *Host) lookupRoom(roomID string) (*room, error) {
 	r := h.rooms[roomID]
 	if r == nil {
-		return nil, fmt.Errorf("room %s: %w", roomID, luaapi.ErrNotFound)
+		return nil, fmt.Errorf("room %s: %w", roomID, engine.ErrNotFound)
 	}
 	return r, nil
 }
 
-// RoomState implements luaapi.RoomHost. The result is a deep copy.
-func (h *Host) RoomState(ctx context.Context, roomID string, filter []luaapi.StateFilter) (luaapi.StateMap, error) {
+// RoomState implements engine.RoomStateGetter. The result is a deep copy.
+func (h *Host) RoomState(ctx context.Context, roomID string, filter []engine.StateFilter) (engine.StateMap, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (h *Host) RoomState(ctx context.Context, roomID string, filter []luaapi.Sta
 	if err != nil {
 		return nil, err
 	}
-	out := luaapi.StateMap{}
+	out := engine.StateMap{}
 	if len(filter) == 0 {
 		for _, byKey := range r.state {
 			for _, ev := range byKey {
@@ -222,25 +222,25 @@ func (h *Host) RoomState(ctx context.Context, roomID string, filter []luaapi.Sta
 
 // Events returns a copy of the room's timeline, oldest first; nil for an
 // unknown room. For tests.
-func (h *Host) Events(roomID string) []*luaapi.Event {
+func (h *Host) Events(roomID string) []*engine.Event {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	r := h.rooms[roomID]
 	if r == nil {
 		return nil
 	}
-	out := make([]*luaapi.Event, len(r.timeline))
+	out := make([]*engine.Event, len(r.timeline))
 	for i, ev := range r.timeline {
 		out[i] = cloneEvent(ev)
 	}
 	return out
 }
 
-// SendEvent implements luaapi.RoomHost. The sender must be joined and
+// SendEvent implements engine.EventSender. The sender must be joined and
 // have the power level the event type needs; a state key starting with
 // @ must be the sender's own. Membership events go through the same rules
 // as UpdateMembership. The stored event is returned (a copy).
-func (h *Host) SendEvent(ctx context.Context, ev *luaapi.Event) (*luaapi.Event, error) {
+func (h *Host) SendEvent(ctx context.Context, ev *engine.Event) (*engine.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -284,11 +284,11 @@ func (h *Host) SendEvent(ctx context.Context, ev *luaapi.Event) (*luaapi.Event, 
 	return cloneEvent(r.append(stored)), nil
 }
 
-// UpdateMembership implements luaapi.RoomHost for join, invite, leave
+// UpdateMembership implements engine.MembershipUpdater for join, invite, leave
 // (a kick or unban when sender ≠ target) and ban. Joining needs public
 // join rules or an invite; the other changes need the sender joined with
 // the power level the room asks for.
-func (h *Host) UpdateMembership(ctx context.Context, sender, target, roomID, membership string, content map[string]any) (*luaapi.Event, error) {
+func (h *Host) UpdateMembership(ctx context.Context, sender, target, roomID, membership string, content map[string]any) (*engine.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (h *Host) UpdateMembership(ctx context.Context, sender, target, roomID, mem
 
 // updateMembership checks and applies a membership change; h.mu is held.
 // It returns the stored event.
-func (h *Host) updateMembership(r *room, sender, target, membership string, content map[string]any) (*luaapi.Event, error) {
+func (h *Host) updateMembership(r *room, sender, target, membership string, content map[string]any) (*engine.Event, error) {
 	if err := validUserID(sender); err != nil {
 		return nil, fmt.Errorf("sender: %w", err)
 	}
@@ -356,7 +356,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 			return nil, fmt.Errorf("%w: %s is banned from room %s", ErrForbidden, target, r.id)
 		}
 		if h.isLocal(target) && h.users[target] == nil {
-			return nil, fmt.Errorf("invitee %s: %w", target, luaapi.ErrNotFound)
+			return nil, fmt.Errorf("invitee %s: %w", target, engine.ErrNotFound)
 		}
 	case "leave":
 		if sender == target {
@@ -408,8 +408,8 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	return r.append(stateEvent(evMember, target, sender, c)), nil
 }
 
-// LookupRoomAlias implements luaapi.RoomHost.
-func (h *Host) LookupRoomAlias(ctx context.Context, alias string) (*luaapi.RoomAlias, error) {
+// LookupRoomAlias implements engine.AliasResolver.
+func (h *Host) LookupRoomAlias(ctx context.Context, alias string) (*engine.RoomAlias, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -417,7 +417,7 @@ func (h *Host) LookupRoomAlias(ctx context.Context, alias string) (*luaapi.RoomA
 	defer h.mu.RUnlock()
 	roomID, ok := h.aliases[alias]
 	if !ok {
-		return nil, luaapi.ErrNotFound
+		return nil, engine.ErrNotFound
 	}
-	return &luaapi.RoomAlias{RoomID: roomID, Servers: []string{h.serverName}}, nil
+	return &engine.RoomAlias{RoomID: roomID, Servers: []string{h.serverName}}, nil
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/luahost/luahost/luaapi"
+	"github.com/luahost/luahost/engine"
 )
 
 type user struct {
@@ -50,7 +50,7 @@ func (h *Host) checkLocalpart(localpart string) error {
 	return nil
 }
 
-// CheckUserExists implements luaapi.UserHost: the match ignores case and
+// CheckUserExists implements engine.UserChecker: the match ignores case and
 // the canonical ID is returned, "" when there is no such user.
 func (h *Host) CheckUserExists(ctx context.Context, userID string) (string, error) {
 	if err := ctx.Err(); err != nil {
@@ -61,9 +61,9 @@ func (h *Host) CheckUserExists(ctx context.Context, userID string) (string, erro
 	return h.usersFolded[strings.ToLower(userID)], nil
 }
 
-// UserInfo implements luaapi.UserHost. CreationTS is in seconds, as in
+// UserInfo implements engine.UserInfoGetter. CreationTS is in seconds, as in
 // Synapse.
-func (h *Host) UserInfo(ctx context.Context, userID string) (*luaapi.UserInfo, error) {
+func (h *Host) UserInfo(ctx context.Context, userID string) (*engine.UserInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -71,9 +71,9 @@ func (h *Host) UserInfo(ctx context.Context, userID string) (*luaapi.UserInfo, e
 	defer h.mu.RUnlock()
 	u := h.users[userID]
 	if u == nil {
-		return nil, luaapi.ErrNotFound
+		return nil, engine.ErrNotFound
 	}
-	return &luaapi.UserInfo{
+	return &engine.UserInfo{
 		UserID:       u.id,
 		IsAdmin:      u.admin,
 		ShadowBanned: u.shadowBanned,
@@ -81,8 +81,8 @@ func (h *Host) UserInfo(ctx context.Context, userID string) (*luaapi.UserInfo, e
 	}, nil
 }
 
-// Profile implements luaapi.UserHost.
-func (h *Host) Profile(ctx context.Context, userID string) (*luaapi.Profile, error) {
+// Profile implements engine.ProfileGetter.
+func (h *Host) Profile(ctx context.Context, userID string) (*engine.Profile, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -90,12 +90,12 @@ func (h *Host) Profile(ctx context.Context, userID string) (*luaapi.Profile, err
 	defer h.mu.RUnlock()
 	u := h.users[userID]
 	if u == nil {
-		return nil, luaapi.ErrNotFound
+		return nil, engine.ErrNotFound
 	}
-	return &luaapi.Profile{DisplayName: u.displayName, AvatarURL: u.avatarURL}, nil
+	return &engine.Profile{DisplayName: u.displayName, AvatarURL: u.avatarURL}, nil
 }
 
-// SetDisplayName implements luaapi.UserHost. As in Synapse, the new name
+// SetDisplayName implements engine.DisplayNameSetter. As in Synapse, the new name
 // is also sent as a membership event into every room the user has joined.
 func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) error {
 	if err := ctx.Err(); err != nil {
@@ -108,7 +108,7 @@ func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) e
 	defer h.mu.Unlock()
 	u := h.users[userID]
 	if u == nil {
-		return fmt.Errorf("set display name: user %s: %w", userID, luaapi.ErrNotFound)
+		return fmt.Errorf("set display name: user %s: %w", userID, engine.ErrNotFound)
 	}
 	u.displayName = displayName
 	for _, r := range h.rooms {
@@ -123,10 +123,10 @@ func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) e
 	return nil
 }
 
-// RegisterUser implements luaapi.UserHost. It refuses a localpart that is
+// RegisterUser implements engine.UserRegisterer. It refuses a localpart that is
 // taken (ErrUserInUse, ignoring case) or outside the Matrix grammar
 // (ErrInvalid). The display name defaults to the localpart.
-func (h *Host) RegisterUser(ctx context.Context, nu luaapi.NewUser) (string, error) {
+func (h *Host) RegisterUser(ctx context.Context, nu engine.NewUser) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -155,10 +155,10 @@ func (h *Host) RegisterUser(ctx context.Context, nu luaapi.NewUser) (string, err
 	return id, nil
 }
 
-// RegisterDevice implements luaapi.UserHost. An empty deviceID picks a
+// RegisterDevice implements engine.DeviceRegisterer. An empty deviceID picks a
 // random one; an existing device is kept and gets a further token.
 // Tokens look like Synapse's: syt_<base64 localpart>_<random>.
-func (h *Host) RegisterDevice(ctx context.Context, userID, deviceID, initialDisplayName string) (*luaapi.Device, error) {
+func (h *Host) RegisterDevice(ctx context.Context, userID, deviceID, initialDisplayName string) (*engine.Device, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (h *Host) RegisterDevice(ctx context.Context, userID, deviceID, initialDisp
 	defer h.mu.Unlock()
 	u := h.users[userID]
 	if u == nil {
-		return nil, fmt.Errorf("register device: user %s: %w", userID, luaapi.ErrNotFound)
+		return nil, fmt.Errorf("register device: user %s: %w", userID, engine.ErrNotFound)
 	}
 	if deviceID == "" {
 		for {
@@ -182,11 +182,11 @@ func (h *Host) RegisterDevice(ctx context.Context, userID, deviceID, initialDisp
 	localpart, _, _ := splitID(userID)
 	token := "syt_" + base64.RawURLEncoding.EncodeToString([]byte(localpart)) + "_" + randomToken(24)
 	h.tokens[token] = session{userID: userID, deviceID: deviceID}
-	return &luaapi.Device{UserID: userID, DeviceID: deviceID, AccessToken: token}, nil
+	return &engine.Device{UserID: userID, DeviceID: deviceID, AccessToken: token}, nil
 }
 
-// UserByAccessToken implements luaapi.AuthHost.
-func (h *Host) UserByAccessToken(ctx context.Context, token string) (*luaapi.Requester, error) {
+// UserByAccessToken implements engine.TokenAuthenticator.
+func (h *Host) UserByAccessToken(ctx context.Context, token string) (*engine.Requester, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -194,13 +194,13 @@ func (h *Host) UserByAccessToken(ctx context.Context, token string) (*luaapi.Req
 	defer h.mu.RUnlock()
 	s, ok := h.tokens[token]
 	if !ok {
-		return nil, luaapi.ErrNotFound
+		return nil, engine.ErrNotFound
 	}
 	u := h.users[s.userID]
 	if u == nil {
-		return nil, luaapi.ErrNotFound
+		return nil, engine.ErrNotFound
 	}
-	return &luaapi.Requester{
+	return &engine.Requester{
 		UserID:       u.id,
 		DeviceID:     s.deviceID,
 		ShadowBanned: u.shadowBanned,
@@ -227,7 +227,7 @@ func (h *Host) CreateUser(userID string, admin bool) (accessToken string, err er
 	}
 	id, _ := h.CheckUserExists(ctx, userID)
 	if id == "" {
-		id, err = h.RegisterUser(ctx, luaapi.NewUser{Localpart: localpart, Admin: admin})
+		id, err = h.RegisterUser(ctx, engine.NewUser{Localpart: localpart, Admin: admin})
 		if errors.Is(err, ErrUserInUse) { // registered meanwhile by another caller
 			id, err = h.CheckUserExists(ctx, userID)
 		}

@@ -1,4 +1,7 @@
-package engine
+// Package runtime runs a module's Lua state: it owns the state, runs
+// invocations in pooled worker coroutines under deadlines, parks them
+// while host calls work, and interrupts calls past their deadline.
+package runtime
 
 import (
 	"context"
@@ -15,6 +18,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -32,7 +36,7 @@ import (
 // the call that is running on the loop passes its deadline; the loop then
 // starts a fresh loop context. A parked call (waiting on a host call) is
 // not running: its host work gets a real context with the call's deadline.
-type runtime struct {
+type Runtime struct {
 	L      *lua.LState
 	module string
 	file   string
@@ -72,20 +76,25 @@ type worker struct {
 	started bool
 }
 
-// call is one invocation of a Lua function.
-type call struct {
-	parent context.Context // the caller's context (cancellation)
-	what   string          // callback or handler name, for errors
-	fn     *lua.LFunction
-	// resolve, when fn is nil, finds the function on the loop goroutine;
+// Call is one invocation of a Lua function.
+type Call struct {
+	What string // callback or handler name, for errors
+	Fn   *lua.LFunction
+	// Resolve, when Fn is nil, finds the function with the state in hand;
 	// a nil result skips the call.
-	resolve func(L *lua.LState) *lua.LFunction
-	// args builds the arguments on the loop goroutine.
-	args func(L *lua.LState) []lua.LValue
-	// ret reads the results on the loop goroutine (nil: ignore them).
-	ret func(L *lua.LState, rets []lua.LValue) error
-	// timeout is the call's deadline from when it is queued.
-	timeout  time.Duration
+	Resolve func(L *lua.LState) *lua.LFunction
+	// Args builds the arguments with the state in hand.
+	Args func(L *lua.LState) []lua.LValue
+	// Ret reads the results with the state in hand (nil: ignore them).
+	Ret func(L *lua.LState, rets []lua.LValue) error
+	// Timeout is the call's deadline from when it is queued.
+	Timeout time.Duration
+}
+
+// call is a Call in flight.
+type call struct {
+	Call
+	parent   context.Context // the caller's context (cancellation)
 	deadline time.Time
 	done     chan error
 	// claim decides who finishes the call, exactly once: the loop, the
@@ -130,8 +139,20 @@ func (c *loopCtx) Err() error {
 	}
 }
 
-func newRuntime(L *lua.LState, module, file string, log *slog.Logger) *runtime {
-	r := &runtime{
+// Options name the module a runtime serves, for errors and logs.
+type Options struct {
+	Module string // the module's name
+	File   string // its script, as errors show it
+	Log    *slog.Logger
+}
+
+// New starts a runtime for L, which it owns from now on.
+func New(L *lua.LState, o Options) *Runtime {
+	module, file, log := o.Module, o.File, o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Runtime{
 		L:       L,
 		module:  module,
 		file:    file,
@@ -141,13 +162,13 @@ func newRuntime(L *lua.LState, module, file string, log *slog.Logger) *runtime {
 		timers:  newTimers(),
 	}
 	r.ctx.Store(newLoopCtx())
-	r.loop, _ = luaapi.WorkerLoop(L)
+	r.loop, _ = sandbox.WorkerLoop(L)
 	watch.add(r)
 	go r.run()
 	return r
 }
 
-func (r *runtime) run() {
+func (r *Runtime) run() {
 	defer close(r.stopped)
 	for {
 		j, ok := r.next()
@@ -170,7 +191,7 @@ func (r *runtime) run() {
 const spinRounds = 40
 
 // next returns the next job, spinning briefly before blocking.
-func (r *runtime) next() (job, bool) {
+func (r *Runtime) next() (job, bool) {
 	for i := 0; i < spinRounds; i++ {
 		select {
 		case j, ok := <-r.jobs:
@@ -204,13 +225,13 @@ func wait(done chan error, cancel <-chan struct{}, spin bool) (err error, gaveUp
 	}
 }
 
-var errClosed = errors.New("module is closed")
+var ErrClosed = errors.New("module is closed")
 
-// post queues f to run on the loop goroutine. Safe from any goroutine; it
+// Post queues f to run on the loop goroutine. Safe from any goroutine; it
 // reports false when the runtime has stopped.
-func (r *runtime) post(f func()) bool { return r.enqueue(job{f: f}) }
+func (r *Runtime) Post(f func()) bool { return r.enqueue(job{f: f}) }
 
-func (r *runtime) enqueue(j job) bool {
+func (r *Runtime) enqueue(j job) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -220,9 +241,9 @@ func (r *runtime) enqueue(j job) bool {
 	return true
 }
 
-// close stops the loop after host calls in flight have returned, and
+// Close stops the loop after host calls in flight have returned, and
 // frees the state. Safe from any goroutine except the loop.
-func (r *runtime) close() {
+func (r *Runtime) Close() {
 	r.once.Do(func() {
 		r.timers.stop()
 		r.pending.Wait()
@@ -235,17 +256,16 @@ func (r *runtime) close() {
 	})
 }
 
-// invoke runs spec on the loop goroutine and waits for its result. Safe
+// Invoke runs spec on the loop goroutine and waits for its result. Safe
 // from any goroutine except the loop.
-func (r *runtime) invoke(ctx context.Context, spec call) error {
+func (r *Runtime) Invoke(ctx context.Context, spec Call) error {
 	c := callPool.Get().(*call)
 	done := c.done
-	*c = spec
-	c.done = done
+	*c = call{Call: spec, done: done}
 	c.parent = ctx
-	c.deadline = time.Now().Add(spec.timeout)
+	c.deadline = time.Now().Add(spec.Timeout)
 	if !r.enqueue(job{c: c}) {
-		return errClosed
+		return ErrClosed
 	}
 	// Spin only as the sole waiter: many spinning callers would churn the
 	// scheduler and take CPU from the work they wait for.
@@ -255,7 +275,7 @@ func (r *runtime) invoke(ctx context.Context, spec call) error {
 	if gaveUp {
 		if atomic.CompareAndSwapInt32(&c.claim, 0, claimCaller) {
 			// The loop may still hold c: never reuse it.
-			return fmt.Errorf("module %q: %s: %w", r.module, spec.what, ctx.Err())
+			return fmt.Errorf("module %q: %s: %w", r.module, spec.What, ctx.Err())
 		}
 		err = <-c.done
 	}
@@ -267,24 +287,24 @@ func (r *runtime) invoke(ctx context.Context, spec call) error {
 	return err
 }
 
-func (r *runtime) take() *worker {
+func (r *Runtime) take() *worker {
 	if n := len(r.idle); n > 0 {
 		w := r.idle[n-1]
 		r.idle = r.idle[:n-1]
 		return w
 	}
 	th, _ := r.L.NewThread()
-	luaapi.MarkEngineThread(r.L, th, true)
+	sandbox.MarkEngineThread(r.L, th, true)
 	return &worker{th: th}
 }
 
-func (r *runtime) retire(w *worker) {
-	luaapi.MarkEngineThread(r.L, w.th, false)
+func (r *Runtime) retire(w *worker) {
+	sandbox.MarkEngineThread(r.L, w.th, false)
 }
 
 // begin marks c as running on the loop for the watchdog and gives w the
 // current loop context. Loop goroutine only.
-func (r *runtime) begin(c *call, w *worker) {
+func (r *Runtime) begin(c *call, w *worker) {
 	ctx := r.ctx.Load()
 	if ctx.Err() != nil { // an earlier call was interrupted
 		ctx = newLoopCtx()
@@ -300,7 +320,7 @@ func (r *runtime) begin(c *call, w *worker) {
 }
 
 // end clears the running call. Loop goroutine only.
-func (r *runtime) end() {
+func (r *Runtime) end() {
 	r.wdmu.Lock()
 	r.running = nil
 	r.wdmu.Unlock()
@@ -308,7 +328,7 @@ func (r *runtime) end() {
 
 // interrupt cancels the loop context if the call running is past its
 // deadline. Called by the watchdog.
-func (r *runtime) interrupt(now time.Time) {
+func (r *Runtime) interrupt(now time.Time) {
 	r.wdmu.Lock()
 	if r.running != nil && now.After(r.deadline) {
 		r.ctx.Load().cancel()
@@ -336,47 +356,51 @@ func (c *call) stopTimers() {
 }
 
 // start begins c on a worker coroutine. Loop goroutine only.
-func (r *runtime) start(c *call) {
+func (r *Runtime) start(c *call) {
 	if time.Now().After(c.deadline) {
 		c.finish(r.timeoutError(c, ""))
 		return
 	}
-	if c.fn == nil {
-		if err := guard(func() { c.fn = c.resolve(r.L) }); err != nil {
+	if c.Fn == nil {
+		if err := Guard(func() { c.Fn = c.Resolve(r.L) }); err != nil {
 			c.finish(r.wrap(c, err))
 			return
 		}
-		if c.fn == nil {
+		if c.Fn == nil {
 			c.finish(nil)
 			return
 		}
 	}
 	w := r.take()
 	var args []lua.LValue
-	if err := guard(func() { args = c.args(r.L) }); err != nil {
+	if err := Guard(func() {
+		if c.Args != nil {
+			args = c.Args(r.L)
+		}
+	}); err != nil {
 		r.idle = append(r.idle, w)
 		c.finish(r.wrap(c, err))
 		return
 	}
 	vals := make([]lua.LValue, 0, len(args)+1)
-	vals = append(vals, c.fn)
+	vals = append(vals, c.Fn)
 	vals = append(vals, args...)
 	r.begin(c, w)
 	var st lua.ResumeState
 	var err error
 	var rets []lua.LValue
 	if w.started {
-		st, err, rets = luaapi.ResumeGuarded(r.L, w.th, nil, vals)
+		st, err, rets = sandbox.ResumeGuarded(r.L, w.th, nil, vals)
 	} else {
 		w.started = true
-		st, err, rets = luaapi.ResumeGuarded(r.L, w.th, r.loop, vals)
+		st, err, rets = sandbox.ResumeGuarded(r.L, w.th, r.loop, vals)
 	}
 	r.end()
 	r.step(c, w, st, err, rets)
 }
 
 // step handles what a worker did after a resume. Loop goroutine only.
-func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets []lua.LValue) {
+func (r *Runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets []lua.LValue) {
 	if st == lua.ResumeError {
 		r.retire(w)
 		c.finish(r.scriptError(c, w.th, err))
@@ -385,10 +409,10 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 	if st == lua.ResumeOK || len(rets) == 0 {
 		// The worker loop never returns; a coroutine that did is unusable.
 		r.retire(w)
-		c.finish(fmt.Errorf("module %q: %s: worker coroutine ended unexpectedly", r.module, c.what))
+		c.finish(fmt.Errorf("module %q: %s: worker coroutine ended unexpectedly", r.module, c.What))
 		return
 	}
-	if luaapi.IsDone(rets[0]) {
+	if sandbox.IsDone(rets[0]) {
 		if len(r.idle) < 256 {
 			r.idle = append(r.idle, w)
 		} else {
@@ -399,18 +423,18 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 			return // the caller gave up: its variables are not ours to set
 		}
 		var rerr error
-		if c.ret != nil {
-			if gerr := guard(func() { rerr = c.ret(r.L, rets[1:]) }); gerr != nil {
+		if c.Ret != nil {
+			if gerr := Guard(func() { rerr = c.Ret(r.L, rets[1:]) }); gerr != nil {
 				rerr = r.wrap(c, gerr)
 			}
 		}
 		c.done <- rerr
 		return
 	}
-	hc, ok := luaapi.HostCallOf(rets[0])
+	hc, ok := sandbox.HostCallOf(rets[0])
 	if !ok {
 		r.retire(w)
-		c.finish(fmt.Errorf("module %q (%s): %s: coroutine.yield called outside a coroutine", r.module, r.file, c.what))
+		c.finish(fmt.Errorf("module %q (%s): %s: coroutine.yield called outside a coroutine", r.module, r.file, c.What))
 		return
 	}
 	// The caller must get its answer at the deadline even if the host
@@ -429,8 +453,8 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 	r.pending.Add(1)
 	go func() {
 		defer r.pending.Done()
-		var res luaapi.Result
-		herr := guard(func() {
+		var res sandbox.Result
+		herr := Guard(func() {
 			var err error
 			res, err = hc.Run(hctx)
 			if err != nil {
@@ -440,7 +464,7 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 		if he, ok := herr.(hostErr); ok {
 			herr = he.err
 		}
-		posted := r.post(func() {
+		posted := r.Post(func() {
 			if time.Now().After(c.deadline) || c.parent.Err() != nil {
 				// Past the deadline: abandon the coroutine, drop the late
 				// result.
@@ -449,16 +473,16 @@ func (r *runtime) step(c *call, w *worker, st lua.ResumeState, err error, rets [
 				return
 			}
 			var vals []lua.LValue
-			if err := guard(func() { vals = luaapi.ResumeValues(r.L, hc, res, herr) }); err != nil {
+			if err := Guard(func() { vals = sandbox.ResumeValues(r.L, hc, res, herr) }); err != nil {
 				vals = []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %v", hc.Position(), hc.Name, err))}
 			}
 			r.begin(c, w)
-			st, err, rets := luaapi.ResumeGuarded(r.L, w.th, nil, vals)
+			st, err, rets := sandbox.ResumeGuarded(r.L, w.th, nil, vals)
 			r.end()
 			r.step(c, w, st, err, rets)
 		})
 		if !posted {
-			c.finish(errClosed)
+			c.finish(ErrClosed)
 		}
 	}()
 }
@@ -472,16 +496,16 @@ const watchInterval = 5 * time.Millisecond
 
 type watchdog struct {
 	mu   sync.Mutex
-	rts  map[*runtime]struct{}
+	rts  map[*Runtime]struct{}
 	stop chan struct{}
 	done chan struct{}
 }
 
-func (w *watchdog) add(r *runtime) {
+func (w *watchdog) add(r *Runtime) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.rts == nil {
-		w.rts = map[*runtime]struct{}{}
+		w.rts = map[*Runtime]struct{}{}
 	}
 	w.rts[r] = struct{}{}
 	if w.stop == nil {
@@ -490,7 +514,7 @@ func (w *watchdog) add(r *runtime) {
 	}
 }
 
-func (w *watchdog) remove(r *runtime) {
+func (w *watchdog) remove(r *Runtime) {
 	w.mu.Lock()
 	delete(w.rts, r)
 	var stop, done chan struct{}
@@ -527,14 +551,16 @@ type hostErr struct{ err error }
 
 func (h hostErr) Error() string { return h.err.Error() }
 
-// guard runs f, turning a Go panic into an error (a Lua raise inside f
+// Guard runs f, turning a Go panic into an error (a Lua raise inside f
 // arrives as a panic carrying *lua.ApiError).
-func guard(f func()) (err error) {
+func Guard(f func()) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			switch v := p.(type) {
 			case hostErr:
 				err = v
+			case sandbox.ResultError:
+				err = v.Err
 			case *lua.ApiError:
 				err = v
 			case error:
@@ -548,10 +574,10 @@ func guard(f func()) (err error) {
 	return nil
 }
 
-// ScriptError is an error raised by (or a deadline hit in) a module's
+// Error is an error raised by (or a deadline hit in) a module's
 // script. Error() reads like
 // `module "list_spam" (spam/list_spam.lua:14): check_event_for_spam: attempt to index a nil value`.
-type ScriptError struct {
+type Error struct {
 	Module   string
 	Callback string
 	File     string // script file of the error position
@@ -565,7 +591,7 @@ type ScriptError struct {
 	Value error
 }
 
-func (e *ScriptError) Error() string {
+func (e *Error) Error() string {
 	pos := e.File
 	if e.Line > 0 {
 		pos = fmt.Sprintf("%s:%d", e.File, e.Line)
@@ -573,15 +599,15 @@ func (e *ScriptError) Error() string {
 	return fmt.Sprintf("module %q (%s): %s: %s", e.Module, pos, e.Callback, e.Msg)
 }
 
-func (e *ScriptError) Unwrap() error { return e.Value }
+func (e *Error) Unwrap() error { return e.Value }
 
 var posPrefix = regexp.MustCompile(`^([^\s:]+\.lua):(\d+):\s?`)
 
 // scriptError builds a ScriptError from a failed resume.
-func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
-	val := luaapi.ErrorValue(err)
-	se := &ScriptError{Module: r.module, Callback: c.what, File: r.file}
-	if v := luaapi.ScriptError(r.L, val); v != nil {
+func (r *Runtime) scriptError(c *call, th *lua.LState, err error) error {
+	val := sandbox.ErrorValue(err)
+	se := &Error{Module: r.module, Callback: c.What, File: r.file}
+	if v := luaapi.RaisedError(r.L, val); v != nil {
 		se.Value = v
 		se.Msg = v.Error()
 		where := ""
@@ -596,7 +622,7 @@ func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
 	} else {
 		msg := lua.LVAsString(val)
 		if val.Type() == lua.LTTable || val.Type() == lua.LTUserData {
-			msg = luaToString(r.L, val)
+			msg = ToString(r.L, val)
 			if t, ok := val.(*lua.LTable); ok && r.L.GetMetaField(val, "__tostring") == lua.LNil {
 				if m, ok := t.RawGetString("message").(lua.LString); ok {
 					msg = string(m)
@@ -618,7 +644,7 @@ func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
 		se.Msg = msg
 		if time.Now().After(c.deadline) && strings.Contains(msg, context.DeadlineExceeded.Error()) {
 			se.Timeout = true
-			se.Msg = fmt.Sprintf("timed out after %s (still running at this line)", c.timeout)
+			se.Msg = fmt.Sprintf("timed out after %s (still running at this line)", c.Timeout)
 		}
 	}
 	var top frame
@@ -630,18 +656,18 @@ func (r *runtime) scriptError(c *call, th *lua.LState, err error) error {
 	return se
 }
 
-func (r *runtime) timeoutError(c *call, where string) error {
+func (r *Runtime) timeoutError(c *call, where string) error {
 	file, line := splitWhere(where, r.file)
-	return &ScriptError{Module: r.module, Callback: c.what, File: file, Line: line, Timeout: true,
-		Msg: fmt.Sprintf("timed out after %s", c.timeout)}
+	return &Error{Module: r.module, Callback: c.What, File: file, Line: line, Timeout: true,
+		Msg: fmt.Sprintf("timed out after %s", c.Timeout)}
 }
 
 // wrap names the module in a Go-side error of an invocation.
-func (r *runtime) wrap(c *call, err error) error {
+func (r *Runtime) wrap(c *call, err error) error {
 	if ae, ok := err.(*lua.ApiError); ok {
 		return r.scriptError(c, r.L, ae)
 	}
-	return fmt.Errorf("module %q: %s: %w", r.module, c.what, err)
+	return fmt.Errorf("module %q: %s: %w", r.module, c.What, err)
 }
 
 func splitWhere(where, def string) (string, int) {
@@ -652,10 +678,12 @@ func splitWhere(where, def string) (string, int) {
 	return def, 0
 }
 
-func luaToString(L *lua.LState, v lua.LValue) string {
+// ToString is tostring(v) for logs and messages; a failing __tostring
+// gives the plain form.
+func ToString(L *lua.LState, v lua.LValue) string {
 	if fn := L.GetMetaField(v, "__tostring"); fn != lua.LNil {
 		var s string
-		_ = guard(func() {
+		_ = Guard(func() {
 			L.Push(fn)
 			L.Push(v)
 			L.Call(1, 1)
@@ -679,7 +707,7 @@ type frame struct {
 func traceback(th *lua.LState) (string, frame) {
 	var b strings.Builder
 	var top frame
-	_ = guard(func() {
+	_ = Guard(func() {
 		for level := 0; level < 32; level++ {
 			dbg, ok := th.GetStack(level)
 			if !ok {
@@ -713,3 +741,6 @@ func (w *watchdog) count() int {
 	defer w.mu.Unlock()
 	return len(w.rts)
 }
+
+// Live is how many runtimes are open in the process (for leak tests).
+func Live() int { return watch.count() }

@@ -1,4 +1,4 @@
-package luaapi
+package sandbox
 
 import (
 	"context"
@@ -35,17 +35,6 @@ func (hc *HostCall) Position() string {
 // Result builds the values a host call returns to the script; the engine
 // calls it on the state's owner goroutine.
 type Result func(L *lua.LState) []lua.LValue
-
-// Values is a Result of fixed Go values converted with ToLua.
-func Values(vs ...any) Result {
-	return func(L *lua.LState) []lua.LValue {
-		out := make([]lua.LValue, len(vs))
-		for i, v := range vs {
-			out[i] = toLua(L, v)
-		}
-		return out
-	}
-}
 
 // HostCallOf returns the host call a worker yielded, if it is one.
 func HostCallOf(v lua.LValue) (*HostCall, bool) {
@@ -126,6 +115,12 @@ func ResumeValues(L *lua.LState, hc *HostCall, res Result, err error) []lua.LVal
 	return vals
 }
 
+// ResultError, panicked from a Result, fails the host call with Err (the
+// script sees "<name>: <Err>" at its calling line).
+type ResultError struct{ Err error }
+
+func (e ResultError) Error() string { return e.Err.Error() }
+
 // LuaError is an error a host call raises as a Lua value (a table such as
 // an HttpResponseException) rather than a string.
 type LuaError struct {
@@ -187,4 +182,14 @@ func prepareAtScript(L *lua.LState, name string, prepare func(*lua.LState) *Host
 		RaiseAtScript(L, "%s", text)
 	}()
 	return prepare(L)
+}
+
+// MethodTolerant lets api.f(x) and api:f(x) both work (a common slip).
+func MethodTolerant(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if L.GetTop() > 0 && L.Get(1) == self {
+			L.Remove(1)
+		}
+		return fn(L)
+	}
 }

@@ -1,4 +1,4 @@
-package luaapi
+package engine
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/stdlib"
 )
 
@@ -15,11 +16,11 @@ import (
 // access and caches it; pairs(), json.encode() and event:get_dict() (a
 // modifiable deep copy, as Synapse's EventBase.get_dict()) still work.
 
-// ProxyMeta returns the state's metatable for one kind of read-only proxy
+// proxyMeta returns the state's metatable for one kind of read-only proxy
 // (event, state map, request) and whether it was already built. A new one
 // refuses writes with readOnly and answers getmetatable() with name; the
 // caller adds __index and the other metamethods.
-func ProxyMeta(L *lua.LState, name, readOnly string) (mt *lua.LTable, built bool) {
+func proxyMeta(L *lua.LState, name, readOnly string) (mt *lua.LTable, built bool) {
 	key := "luahost.proxy." + name
 	if mt, ok := L.G.Registry.RawGetString(key).(*lua.LTable); ok {
 		return mt, true
@@ -42,8 +43,8 @@ type eventProxy struct {
 // MarshalJSON lets json.encode(event) encode the event.
 func (p *eventProxy) MarshalJSON() ([]byte, error) { return json.Marshal(p.ev) }
 
-// PushEvent returns a read-only proxy of ev for L.
-func PushEvent(L *lua.LState, ev *Event) lua.LValue {
+// pushEvent returns a read-only proxy of ev for L.
+func pushEvent(L *lua.LState, ev *Event) lua.LValue {
 	if ev == nil {
 		return lua.LNil
 	}
@@ -53,8 +54,8 @@ func PushEvent(L *lua.LState, ev *Event) lua.LValue {
 	return ud
 }
 
-// EventOf returns the event behind a proxy.
-func EventOf(v lua.LValue) (*Event, bool) {
+// eventOf returns the event behind a proxy.
+func eventOf(v lua.LValue) (*Event, bool) {
 	if ud, ok := v.(*lua.LUserData); ok {
 		if p, ok := ud.Value.(*eventProxy); ok {
 			return p.ev, true
@@ -64,7 +65,7 @@ func EventOf(v lua.LValue) (*Event, bool) {
 }
 
 func eventMeta(L *lua.LState) *lua.LTable {
-	mt, built := ProxyMeta(L, "event", "events are read-only: use event:get_dict() for a copy you can change")
+	mt, built := proxyMeta(L, "event", "events are read-only: use event:get_dict() for a copy you can change")
 	if built {
 		return mt
 	}
@@ -97,7 +98,7 @@ func eventMeta(L *lua.LState) *lua.LTable {
 			}
 		case "content":
 			if p.content == nil {
-				p.content = objectToLua(L, ev.Content)
+				p.content = contentToLua(L, ev)
 			}
 			L.Push(p.content)
 		case "unsigned":
@@ -119,7 +120,8 @@ func eventMeta(L *lua.LState) *lua.LTable {
 			L.Push(isState)
 		case "membership":
 			if ev.Type == "m.room.member" {
-				L.Push(optString(fmt.Sprint(ev.Content["membership"])))
+				m, _ := ev.ContentMap()["membership"].(string)
+				L.Push(optString(m))
 			} else {
 				L.Push(lua.LNil)
 			}
@@ -167,6 +169,19 @@ func objectToLua(L *lua.LState, m map[string]any) lua.LValue {
 	return stdlib.ToLua(L, m)
 }
 
+// contentToLua converts an event's content: straight from its JSON when
+// the event came from EventFromJSON (the per-module cost is then only the
+// decoding of what a script reads), else from the Go map.
+func contentToLua(L *lua.LState, ev *Event) lua.LValue {
+	if raw := ev.rawContent(); raw != nil {
+		if v, err := stdlib.DecodeJSON(L, raw); err == nil {
+			return v
+		}
+		return L.NewTable()
+	}
+	return objectToLua(L, ev.Content)
+}
+
 // eventTable is a full, modifiable Lua table of ev.
 func eventTable(L *lua.LState, ev *Event) *lua.LTable {
 	t := L.CreateTable(0, 9)
@@ -181,7 +196,7 @@ func eventTable(L *lua.LState, ev *Event) *lua.LTable {
 	if ev.StateKey != nil {
 		t.RawSetString("state_key", lua.LString(*ev.StateKey))
 	}
-	t.RawSetString("content", objectToLua(L, ev.Content))
+	t.RawSetString("content", contentToLua(L, ev))
 	if ev.Unsigned != nil {
 		t.RawSetString("unsigned", objectToLua(L, ev.Unsigned))
 	}
@@ -194,9 +209,9 @@ func eventTable(L *lua.LState, ev *Event) *lua.LTable {
 	return t
 }
 
-// EventFromLua reads an event a script returned (a table or a proxy).
-func EventFromLua(L *lua.LState, v lua.LValue) (*Event, error) {
-	if ev, ok := EventOf(v); ok {
+// eventFromLua reads an event a script returned (a table or a proxy).
+func eventFromLua(L *lua.LState, v lua.LValue) (*Event, error) {
+	if ev, ok := eventOf(v); ok {
 		cp := *ev
 		return &cp, nil
 	}
@@ -222,9 +237,9 @@ type stateProxy struct {
 // MarshalJSON lets json.encode(state) encode the state map.
 func (p *stateProxy) MarshalJSON() ([]byte, error) { return json.Marshal(p.state) }
 
-// PushState returns a read-only proxy of a state map:
+// pushState returns a read-only proxy of a state map:
 // state[event_type][state_key] is an event proxy.
-func PushState(L *lua.LState, s StateMap) lua.LValue {
+func pushState(L *lua.LState, s StateMap) lua.LValue {
 	ud := L.NewUserData()
 	ud.Value = &stateProxy{state: s}
 	ud.Metatable = stateMeta(L)
@@ -241,7 +256,7 @@ func (p *stateProxy) typeTable(L *lua.LState, typ string) lua.LValue {
 	}
 	t := L.CreateTable(0, len(m))
 	for k, ev := range m {
-		t.RawSetString(k, PushEvent(L, ev))
+		t.RawSetString(k, pushEvent(L, ev))
 	}
 	if p.types == nil {
 		p.types = map[string]*lua.LTable{}
@@ -251,7 +266,7 @@ func (p *stateProxy) typeTable(L *lua.LState, typ string) lua.LValue {
 }
 
 func stateMeta(L *lua.LState) *lua.LTable {
-	mt, built := ProxyMeta(L, "state_map", "state maps are read-only")
+	mt, built := proxyMeta(L, "state_map", "state maps are read-only")
 	if built {
 		return mt
 	}
@@ -294,9 +309,22 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	// a fifth of a host call.
 	switch v := v.(type) {
 	case *Event:
-		return PushEvent(L, v)
+		return pushEvent(L, v)
+	case mediaFile:
+		return v.toLua(L)
+	case []RequestInfo:
+		t := L.CreateTable(len(v), 0)
+		for _, r := range v {
+			rt := L.CreateTable(2, 2)
+			rt.RawSetString("user_agent", lua.LString(r.UserAgent))
+			rt.RawSetString("ip", lua.LString(r.IP))
+			rt.RawSetInt(1, lua.LString(r.UserAgent))
+			rt.RawSetInt(2, lua.LString(r.IP))
+			t.Append(rt)
+		}
+		return t
 	case StateMap:
-		return PushState(L, v)
+		return pushState(L, v)
 	case *Profile:
 		if v == nil {
 			return lua.LNil
@@ -333,6 +361,13 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	return stdlib.ToLua(L, v)
 }
 
-// ToLua is the engine's Go->Lua conversion (events and state maps become
-// read-only proxies; other values convert as JSON would).
-func ToLua(L *lua.LState, v any) lua.LValue { return toLua(L, v) }
+// values is a host-call result of fixed Go values converted with toLua.
+func values(vs ...any) sandbox.Result {
+	return func(L *lua.LState) []lua.LValue {
+		out := make([]lua.LValue, len(vs))
+		for i, v := range vs {
+			out[i] = toLua(L, v)
+		}
+		return out
+	}
+}

@@ -1,4 +1,12 @@
-package luaapi
+// Package sandbox builds the Lua state a module runs in and the
+// machinery under it: the restricted standard library with capped
+// builtins, coroutine-aware pcall, the worker coroutines the runtime
+// resumes, host calls that yield, compilation and require.
+//
+// Everything here runs on the goroutine that holds the state's baton (see
+// engine/internal/runtime); nothing keeps a state or touches it from
+// another goroutine.
+package sandbox
 
 import (
 	"fmt"
@@ -409,7 +417,9 @@ type Loader struct {
 	FS  fs.FS  // the module's files
 	Dir string // the module's folder inside FS ("." or "spam")
 	API lua.LValue
-	Env *stdlib.Env
+	// Libraries are the embedder's Go libraries, by name.
+	Libraries map[string]lua.LValue
+	Env       *stdlib.Env
 	// OnFile is told about every local file require looks for, with its
 	// content (nil when it does not exist): reload watches them.
 	OnFile func(path string, src []byte)
@@ -460,6 +470,11 @@ func (ld *Loader) require(L *lua.LState) int {
 		if v == lua.LNil {
 			v = lua.LTrue
 		}
+		ld.loaded[name] = v
+		L.Push(v)
+		return 1
+	}
+	if v, ok := ld.Libraries[name]; ok {
 		ld.loaded[name] = v
 		L.Push(v)
 		return 1

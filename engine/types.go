@@ -1,10 +1,22 @@
-package luaapi
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+)
 
 // Plain Go shapes of the Matrix values that cross the boundary. They carry
 // JSON tags and depend on no homeserver library, so any Go homeserver can
 // fill them from its own types.
 
 // Event is a Matrix event as a client or a module sees it.
+//
+// An Event built by EventFromJSON keeps its content as JSON: Content is
+// nil and ContentMap decodes it on first use, and a script that reads
+// event.content gets it decoded straight from the JSON. Go code should
+// read the content with ContentMap, which works for both kinds.
 type Event struct {
 	EventID        string         `json:"event_id,omitempty"`
 	Type           string         `json:"type"`
@@ -15,6 +27,82 @@ type Event struct {
 	OriginServerTS int64          `json:"origin_server_ts,omitempty"`
 	Unsigned       map[string]any `json:"unsigned,omitempty"`
 	Redacts        string         `json:"redacts,omitempty"`
+
+	lazy *lazyContent // set by EventFromJSON while Content is nil
+}
+
+type lazyContent struct {
+	raw  json.RawMessage
+	once sync.Once
+	m    map[string]any
+	err  error
+}
+
+// EventFromJSON builds an Event from its JSON (a client or federation
+// event body, or the homeserver's stored form). Only the top-level fields
+// are decoded; the content stays JSON until something reads it, so a spam
+// check on the send path costs one pass over the envelope.
+func EventFromJSON(raw []byte) (*Event, error) {
+	var env struct {
+		EventID        string          `json:"event_id"`
+		Type           string          `json:"type"`
+		RoomID         string          `json:"room_id"`
+		Sender         string          `json:"sender"`
+		StateKey       *string         `json:"state_key"`
+		Content        json.RawMessage `json:"content"`
+		OriginServerTS int64           `json:"origin_server_ts"`
+		Unsigned       map[string]any  `json:"unsigned"`
+		Redacts        string          `json:"redacts"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("event JSON: %w", err)
+	}
+	ev := &Event{EventID: env.EventID, Type: env.Type, RoomID: env.RoomID, Sender: env.Sender,
+		StateKey: env.StateKey, OriginServerTS: env.OriginServerTS, Unsigned: env.Unsigned, Redacts: env.Redacts}
+	content := bytes.TrimSpace(env.Content)
+	switch {
+	case len(content) == 0 || string(content) == "null":
+		ev.Content = map[string]any{}
+	case content[0] != '{':
+		return nil, fmt.Errorf("event JSON: content must be an object")
+	default:
+		ev.lazy = &lazyContent{raw: content}
+	}
+	return ev, nil
+}
+
+// ContentMap returns the event's content, decoding it on first use when
+// the event came from EventFromJSON. Safe from any goroutine.
+func (e *Event) ContentMap() map[string]any {
+	if e.Content != nil || e.lazy == nil {
+		return e.Content
+	}
+	l := e.lazy
+	l.once.Do(func() {
+		l.err = json.Unmarshal(l.raw, &l.m)
+	})
+	return l.m
+}
+
+// rawContent is the content JSON of an event built by EventFromJSON whose
+// Content was not set since.
+func (e *Event) rawContent() json.RawMessage {
+	if e.Content == nil && e.lazy != nil {
+		return e.lazy.raw
+	}
+	return nil
+}
+
+// MarshalJSON encodes the event, with its content however it is held.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	if raw := e.rawContent(); raw != nil {
+		return json.Marshal(struct {
+			plain
+			Content json.RawMessage `json:"content"`
+		}{plain(e), raw})
+	}
+	return json.Marshal(plain(e))
 }
 
 // IsState reports whether the event is a state event.

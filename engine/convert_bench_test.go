@@ -1,8 +1,9 @@
-package luaapi
+package engine
 
 import (
 	"testing"
 
+	"github.com/luahost/luahost/internal/sandbox"
 	lua "github.com/yuin/gopher-lua"
 	luar "layeh.com/gopher-luar"
 )
@@ -31,12 +32,12 @@ func benchReader(b *testing.B, L *lua.LState) *lua.LFunction {
 func BenchmarkEventToLua(b *testing.B) {
 	ev := benchEvent()
 	b.Run("proxy", func(b *testing.B) {
-		L := NewState()
+		L := sandbox.NewState()
 		defer L.Close()
 		fn := benchReader(b, L)
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := L.CallByParam(lua.P{Fn: fn, NRet: 3, Protect: true}, PushEvent(L, ev)); err != nil {
+			if err := L.CallByParam(lua.P{Fn: fn, NRet: 3, Protect: true}, pushEvent(L, ev)); err != nil {
 				b.Fatal(err)
 			}
 			L.Pop(3)
@@ -50,7 +51,7 @@ func BenchmarkEventToLua(b *testing.B) {
 			Sender  string         `luar:"sender"`
 			Content map[string]any `luar:"content"`
 		}
-		L := NewState()
+		L := sandbox.NewState()
 		defer L.Close()
 		fn := benchReader(b, L)
 		b.ReportAllocs()
@@ -63,7 +64,7 @@ func BenchmarkEventToLua(b *testing.B) {
 		}
 	})
 	b.Run("full-table", func(b *testing.B) {
-		L := NewState()
+		L := sandbox.NewState()
 		defer L.Close()
 		fn := benchReader(b, L)
 		b.ReportAllocs()

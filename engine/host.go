@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"errors"
+)
+
+// Host is the homeserver behind the modules' host functions (Synapse's
+// ModuleApi). Only ServerName is required. Every other capability is one
+// of the small interfaces below, found by type assertion, so a homeserver
+// implements just what it can: a script calling a host function whose
+// capability the host lacks (or whose method returns ErrNotSupported)
+// gets the error "<function>: not supported by this homeserver".
+//
+// The engine calls every method from many goroutines at once; each must
+// honour ctx, which carries the calling script's deadline.
+type Host interface {
+	ServerName() string
+}
+
+var (
+	// ErrNotFound is what a look-up returns for something that does not
+	// exist; the script sees nil (Synapse's None).
+	ErrNotFound = errors.New("not found")
+	// ErrNotSupported is what a capability method returns when this
+	// homeserver cannot do it after all; the script sees
+	// "<function>: not supported by this homeserver".
+	ErrNotSupported = errors.New("not supported by this homeserver")
+)
+
+// UserChecker serves api.check_user_exists.
+type UserChecker interface {
+	// CheckUserExists returns the canonical user ID (case-corrected) or ""
+	// when there is no such user.
+	CheckUserExists(ctx context.Context, userID string) (string, error)
+}
+
+// UserInfoGetter serves api.get_userinfo_by_id and api.is_user_admin.
+type UserInfoGetter interface {
+	// UserInfo returns ErrNotFound for an unknown user.
+	UserInfo(ctx context.Context, userID string) (*UserInfo, error)
+}
+
+// ProfileGetter serves api.get_profile_for_user.
+type ProfileGetter interface {
+	// Profile returns ErrNotFound for an unknown user.
+	Profile(ctx context.Context, userID string) (*Profile, error)
+}
+
+// DisplayNameSetter serves api.set_displayname.
+type DisplayNameSetter interface {
+	SetDisplayName(ctx context.Context, userID, displayName string) error
+}
+
+// UserRegisterer serves api.register_user.
+type UserRegisterer interface {
+	RegisterUser(ctx context.Context, u NewUser) (userID string, err error)
+}
+
+// DeviceRegisterer serves api.register_device.
+type DeviceRegisterer interface {
+	// RegisterDevice creates a device (deviceID "" picks one) and an access
+	// token for it.
+	RegisterDevice(ctx context.Context, userID, deviceID, initialDisplayName string) (*Device, error)
+}
+
+// TokenAuthenticator resolves access tokens: api.get_user_by_req.
+type TokenAuthenticator interface {
+	// UserByAccessToken returns ErrNotFound for an unknown token.
+	UserByAccessToken(ctx context.Context, token string) (*Requester, error)
+}
+
+// RoomStateGetter serves api.get_room_state.
+type RoomStateGetter interface {
+	// RoomState returns the current state of a room; with filter non-empty
+	// only those (type, state_key) pairs. ErrNotFound for an unknown room.
+	RoomState(ctx context.Context, roomID string, filter []StateFilter) (StateMap, error)
+}
+
+// StateFilter selects state in RoomState.
+type StateFilter struct {
+	Type     string
+	StateKey string
+	AnyKey   bool // every state key of Type
+}
+
+// EventSender serves api.create_and_send_event_into_room.
+type EventSender interface {
+	// SendEvent creates, signs and sends an event built from ev (type,
+	// room_id, sender, content, state_key); it returns the stored event.
+	SendEvent(ctx context.Context, ev *Event) (*Event, error)
+}
+
+// MembershipUpdater serves api.update_room_membership.
+type MembershipUpdater interface {
+	UpdateMembership(ctx context.Context, sender, target, roomID, membership string, content map[string]any) (*Event, error)
+}
+
+// RoomCreator serves api.create_room.
+type RoomCreator interface {
+	// CreateRoom creates a room as userID with a /createRoom body; it
+	// returns the room ID and the alias if one was requested.
+	CreateRoom(ctx context.Context, userID string, config map[string]any) (roomID, alias string, err error)
+}
+
+// AliasResolver serves api.lookup_room_alias.
+type AliasResolver interface {
+	// LookupRoomAlias returns ErrNotFound for an unknown alias.
+	LookupRoomAlias(ctx context.Context, alias string) (*RoomAlias, error)
+}
+
+// AccountDataStore serves api.account_data_manager.get_global and
+// put_global.
+type AccountDataStore interface {
+	// GlobalAccountData returns nil, nil when the user has none of typ.
+	GlobalAccountData(ctx context.Context, userID, typ string) (map[string]any, error)
+	PutGlobalAccountData(ctx context.Context, userID, typ string, content map[string]any) error
+}
+
+// PresenceSetter serves api.set_presence_for_users.
+type PresenceSetter interface {
+	SetPresence(ctx context.Context, states []PresenceState) error
+}
+
+// PresenceSender serves api.send_local_online_presence_to (used by
+// presence routers).
+type PresenceSender interface {
+	// SendLocalOnlinePresenceTo sends the presence of local online users
+	// to the given users.
+	SendLocalOnlinePresenceTo(ctx context.Context, userIDs []string) error
+}
+
+// serverOnly is the Host of an engine started without one.
+type serverOnly string
+
+func (s serverOnly) ServerName() string { return string(s) }

@@ -1,0 +1,185 @@
+// Package invoke runs a callback by name with JSON arguments through the
+// engine's typed invokers, as `luahost call` does, and gives back the
+// combined answer in the JSON shape the CLI prints.
+package invoke
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/luahost/luahost/engine"
+	"github.com/luahost/luahost/luaapi"
+)
+
+// Call runs one callback ("category.name" or an unambiguous bare name)
+// across the loaded modules through its typed invoker (the generated
+// calls table) and returns what to print as JSON.
+func Call(ctx context.Context, e *engine.Engine, name string, raw []json.RawMessage) (any, error) {
+	cb, err := luaapi.LookupCallback(name)
+	if err != nil {
+		return nil, err
+	}
+	run := calls[cb.ID()]
+	if run == nil {
+		return nil, fmt.Errorf("%s: no invoker in this version of luahost", cb.ID())
+	}
+	res, err := run(e, ctx, cb, raw)
+	if err != nil {
+		return nil, err
+	}
+	return printable(res), nil
+}
+
+// printable is the JSON shape `luahost call` prints for a combined answer.
+func printable(v any) any {
+	switch v := v.(type) {
+	case engine.SpamDecision:
+		switch {
+		case v.Allowed():
+			return "NOT_SPAM"
+		case len(v.Extra) > 0 || v.Msg != "":
+			extra := map[string]any{}
+			for k, x := range v.Extra {
+				extra[k] = x
+			}
+			if v.Msg != "" {
+				extra["error"] = v.Msg
+			}
+			return []any{v.Errcode, extra}
+		default:
+			return v.Errcode
+		}
+	case engine.EventDecision:
+		return []any{v.Allowed(), v.Replacement}
+	case engine.InterestedUsers:
+		if v.All {
+			return "ALL"
+		}
+		if v.Users == nil {
+			return []string{}
+		}
+		return v.Users
+	case *engine.AuthResult:
+		if v == nil {
+			return nil
+		}
+		return []string{v.UserID}
+	case *engine.UpdateBatch:
+		if v == nil {
+			return nil
+		}
+		return v.DurationMS
+	case *engine.RatelimitOverride:
+		if v == nil {
+			return nil
+		}
+		return v
+	case []engine.MediaUploadLimit:
+		if v == nil {
+			return nil
+		}
+		return v
+	case map[string]any:
+		if v == nil {
+			return nil
+		}
+		return v
+	}
+	return v
+}
+
+// decodeArgs checks the argument count (trailing arguments Synapse added
+// later may be left out) and decodes each JSON argument into the typed
+// invoker's parameter, with a message that names the argument.
+func decodeArgs(cb *luaapi.Callback, raw []json.RawMessage, dst ...any) error {
+	if len(raw) < cb.MinArgs() || len(raw) > len(cb.Args) {
+		want := fmt.Sprint(len(cb.Args))
+		if cb.MinArgs() < len(cb.Args) {
+			want = fmt.Sprintf("%d to %d", cb.MinArgs(), len(cb.Args))
+		}
+		return fmt.Errorf("%s takes %s argument(s) (%s), got %d", cb.ID(), want, argNames(cb), len(raw))
+	}
+	for i, r := range raw {
+		a := cb.Args[i]
+		if err := decodeArg(a.Kind, r, dst[i]); err != nil {
+			return fmt.Errorf("%s: argument %d (%s): %w", cb.ID(), i+1, a.Name, err)
+		}
+	}
+	return nil
+}
+
+func argNames(cb *luaapi.Callback) string {
+	names := make([]string, len(cb.Args))
+	for i, a := range cb.Args {
+		names[i] = a.Name + ": " + string(a.Kind)
+		if a.Late {
+			names[i] += " (optional)"
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func decodeArg(k luaapi.Kind, raw json.RawMessage, dst any) error {
+	raw = bytes.TrimSpace(raw)
+	isNull := string(raw) == "null"
+	shown := string(raw)
+	if len(shown) > 200 {
+		shown = shown[:200] + "..."
+	}
+	want := func(what string) error { return fmt.Errorf("expected %s, got %s", what, shown) }
+	switch k {
+	case luaapi.KindEvent:
+		if isNull || raw[0] != '{' {
+			return want("an event object")
+		}
+	case luaapi.KindState:
+		if !isNull && raw[0] != '{' {
+			return want("a state map {event_type: {state_key: event}}")
+		}
+	case luaapi.KindString, luaapi.KindFile:
+		if raw[0] != '"' {
+			return want(`a JSON string (quote it: '"text"')`)
+		}
+	case luaapi.KindOptStr:
+		if !isNull && raw[0] != '"' {
+			return want(`a JSON string or null (quote it: '"text"')`)
+		}
+	case luaapi.KindBool:
+		if string(raw) != "true" && string(raw) != "false" {
+			return want("true or false")
+		}
+	case luaapi.KindNumber:
+		if isNull || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+			return want("a number")
+		}
+	case luaapi.KindTable:
+		if isNull || raw[0] != '{' {
+			return want("a JSON object")
+		}
+	case luaapi.KindOptTable:
+		if !isNull && raw[0] != '{' {
+			return want("a JSON object or null")
+		}
+	case luaapi.KindArray:
+		if isNull || raw[0] != '[' {
+			return want("a JSON array")
+		}
+	}
+	if isNull {
+		return nil // the zero value: nil, "" (an absent optional argument)
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(dst); err != nil {
+		var num *json.UnmarshalTypeError
+		if errors.As(err, &num) && num.Value == "number" {
+			return fmt.Errorf("number out of range: %s", shown)
+		}
+		return fmt.Errorf("expected %s: %v", k, err)
+	}
+	return nil
+}
