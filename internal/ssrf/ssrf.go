@@ -40,10 +40,30 @@ type RefusedError struct {
 	Block netip.Prefix
 	Name  string
 
-	msg string
+	outside bool   // Addr is outside Block rather than in it
+	note    string // said after the block
+	msg     string // the whole message, for the rare refusals with no block
 }
 
-func (e *RefusedError) Error() string { return e.msg }
+// Error is formatted here rather than where the refusal is made: a refused
+// dial's error may never be printed.
+func (e *RefusedError) Error() string {
+	switch {
+	case e.msg != "":
+		return e.msg
+	case !e.Addr.IsValid():
+		return "refusing an invalid IP address"
+	case e.Addr.Zone() != "":
+		return fmt.Sprintf("%s is zone-scoped (%%%s): zone-scoped addresses are refused", e.Addr, e.Addr.Zone())
+	case e.Embedded.IsValid():
+		return fmt.Sprintf("%s embeds %s (%s), which is in %s (%s)", e.Addr, e.Embedded, e.Form, e.Block, e.Name)
+	case e.outside:
+		return fmt.Sprintf("%s is outside %s, the %s space", e.Addr, e.Block, e.Name)
+	case e.note != "":
+		return fmt.Sprintf("%s is in %s (%s): %s", e.Addr, e.Block, e.Name, e.note)
+	}
+	return fmt.Sprintf("%s is in %s (%s)", e.Addr, e.Block, e.Name)
+}
 
 // Unwrap makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Unwrap() error { return ErrRefused }
@@ -109,10 +129,10 @@ func ParseAllowlist(entries []string) ([]netip.Prefix, []error) {
 // zone only has a meaning on this host's own links.
 func (p *Policy) Check(a netip.Addr) error {
 	if !a.IsValid() {
-		return &RefusedError{msg: "refusing an invalid IP address"}
+		return &RefusedError{}
 	}
-	if z := a.Zone(); z != "" {
-		return &RefusedError{Addr: a, msg: fmt.Sprintf("%s is zone-scoped (%%%s): zone-scoped addresses are refused", a, z)}
+	if a.Zone() != "" {
+		return &RefusedError{Addr: a}
 	}
 	if p != nil {
 		u := a.Unmap() // a mapped address is the IPv4 address itself
@@ -251,8 +271,7 @@ func blocked6(a netip.Addr) error {
 		if err := embedding(a, netip.AddrFrom4(client), "Teredo client"); err != nil {
 			return err
 		}
-		return &RefusedError{Addr: a, Block: teredo, Name: "TEREDO",
-			msg: fmt.Sprintf("%s is in %s (TEREDO): Teredo addresses are refused whatever they embed", a, teredo)}
+		return &RefusedError{Addr: a, Block: teredo, Name: "TEREDO", note: "Teredo addresses are refused whatever they embed"}
 	case siit.Contains(a):
 		// SIIT's IPv4-translated form (RFC 2765, obsolete) is outside
 		// 2000::/3 and refused anyway; judge the embedded address first so
@@ -260,16 +279,14 @@ func blocked6(a netip.Addr) error {
 		if err := embedding(a, v4(12), "SIIT"); err != nil {
 			return err
 		}
-		return &RefusedError{Addr: a, Block: siit, Name: "SIIT IPv4-translated, obsolete",
-			msg: fmt.Sprintf("%s is in %s (SIIT IPv4-translated, obsolete)", a, siit)}
+		return &RefusedError{Addr: a, Block: siit, Name: "SIIT IPv4-translated, obsolete"}
 	case compatible.Contains(a) && a.Compare(netip.IPv6Loopback()) > 0:
 		// IPv4-compatible (RFC 4291, deprecated), outside 2000::/3; :: and
 		// ::1 have registry rows of their own.
 		if err := embedding(a, v4(12), "IPv4-compatible"); err != nil {
 			return err
 		}
-		return &RefusedError{Addr: a, Block: compatible, Name: "IPv4-compatible, deprecated",
-			msg: fmt.Sprintf("%s is in %s (IPv4-compatible, deprecated)", a, compatible)}
+		return &RefusedError{Addr: a, Block: compatible, Name: "IPv4-compatible, deprecated"}
 	}
 	for i := range registry6 {
 		if r := &registry6[i]; r.prefix.Contains(a) {
@@ -287,8 +304,7 @@ func blocked6(a netip.Addr) error {
 	if !globalUnicast.Contains(a) {
 		// Everything outside 2000::/3 is link-scoped, multicast or not
 		// allocated for global unicast; NAT64 above is the one exception.
-		return &RefusedError{Addr: a, Block: globalUnicast, Name: "IPv6 global unicast",
-			msg: fmt.Sprintf("%s is outside %s, the IPv6 global unicast space", a, globalUnicast)}
+		return &RefusedError{Addr: a, Block: globalUnicast, Name: "IPv6 global unicast", outside: true}
 	}
 	return nil
 }
@@ -300,11 +316,9 @@ func embedding(a, v4 netip.Addr, form string) error {
 	if b == nil {
 		return nil
 	}
-	return &RefusedError{Addr: a, Embedded: v4, Form: form, Block: b.prefix, Name: b.name,
-		msg: fmt.Sprintf("%s embeds %s (%s), which is in %s (%s)", a, v4, form, b.prefix, b.name)}
+	return &RefusedError{Addr: a, Embedded: v4, Form: form, Block: b.prefix, Name: b.name}
 }
 
 func inBlock(a netip.Addr, b *block) error {
-	return &RefusedError{Addr: a, Block: b.prefix, Name: b.name,
-		msg: fmt.Sprintf("%s is in %s (%s)", a, b.prefix, b.name)}
+	return &RefusedError{Addr: a, Block: b.prefix, Name: b.name}
 }
