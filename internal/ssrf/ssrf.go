@@ -250,7 +250,12 @@ func blocked6(a netip.Addr) error {
 	switch {
 	case nat64.Contains(a):
 		// The well-known prefix is globally reachable: the translator
-		// connects to the embedded IPv4 address, so that decides.
+		// connects to the embedded IPv4 address, so that decides. The
+		// local-use prefix 64:ff9b:1::/48 is refused outright by its
+		// registry row (not globally reachable): its translators are the
+		// operator's own, and where the IPv4 address sits in it depends on
+		// the prefix length the operator chose (RFC 6052), so no embedded
+		// address can be read off it reliably.
 		return embedding(a, v4(12), "NAT64")
 	case sixToFour.Contains(a):
 		// Bits 16-48: the IPv4 address of the 6to4 site's router.
