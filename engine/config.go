@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/luahost/luahost/internal/ssrf"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -180,11 +180,9 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 				}
 				for _, item := range v.Content {
 					cidr := scalar(item, fail, "ip_range_allowlist entry")
-					if _, err := netip.ParsePrefix(cidr); err != nil {
-						if _, err2 := netip.ParseAddr(cidr); err2 != nil {
-							fail(item, "http_client.ip_range_allowlist: %q is not a CIDR range like 10.0.0.0/8 or an IP address", cidr)
-							continue
-						}
+					if _, errs := ssrf.ParseAllowlist([]string{cidr}); len(errs) > 0 {
+						fail(item, "http_client.ip_range_allowlist: %q is not a CIDR range like 10.0.0.0/8 or an IP address", cidr)
+						continue
 					}
 					cfg.HTTPClient.IPRangeAllowlist = append(cfg.HTTPClient.IPRangeAllowlist, cidr)
 				}

@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	if e.fsys == nil {
 		e.fsys = os.DirFS(cfg.Dir)
 	}
-	e.httpClient = newHTTPClient(parseAllowlist(cfg.HTTPClient.IPRangeAllowlist, e.log))
+	e.httpClient = newHTTPClient(httpPolicy(cfg.HTTPClient.IPRangeAllowlist, e.log))
 	e.store = opts.Store
 	if e.store == nil && cfg.Storage.Backend != "" {
 		// A backend the admin chose is opened now, so a wrong Redis URL

@@ -514,7 +514,7 @@ func TestHTTPClient(t *testing.T) {
 	}{
 		{name: "loopback refused by default", lua: `
     api.http_client.get_json(config.url .. "/json")`,
-			wantErr: "connection to 127.0.0.1 refused: not a public address"},
+			wantErr: "connection refused: 127.0.0.1 is in 127.0.0.0/8 (Loopback) (allow it with http_client.ip_range_allowlist)"},
 		{name: "get_json", top: allow, lua: `
     local r = api.http_client.get_json(config.url .. "/json", {a = "1", b = {"x", "y"}, n = 2})
     eq(r.method, "GET", "method")

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -20,6 +20,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/luahost/luahost/internal/sandbox"
+	"github.com/luahost/luahost/internal/ssrf"
 	"github.com/luahost/luahost/stdlib"
 )
 
@@ -40,113 +41,34 @@ const (
 	httpUserAgent    = "luahost"
 )
 
-// blockedRanges are refused unless allowlisted: Synapse's default
-// ip_range_blocklist plus the unspecified, IPv4-compatible and reserved
-// ranges. IPv4-mapped IPv6 addresses are unmapped before the check.
-var blockedRanges = mustPrefixes(
-	"0.0.0.0/8",       // "this network", unspecified
-	"10.0.0.0/8",      // private
-	"100.64.0.0/10",   // carrier-grade NAT
-	"127.0.0.0/8",     // loopback
-	"169.254.0.0/16",  // link-local (cloud metadata services live here)
-	"172.16.0.0/12",   // private
-	"192.0.0.0/24",    // IETF protocol assignments
-	"192.0.2.0/24",    // TEST-NET-1
-	"192.88.99.0/24",  // former 6to4 relay
-	"192.168.0.0/16",  // private
-	"198.18.0.0/15",   // benchmarking
-	"198.51.100.0/24", // TEST-NET-2
-	"203.0.113.0/24",  // TEST-NET-3
-	"224.0.0.0/4",     // multicast
-	"240.0.0.0/4",     // reserved, broadcast
-	"::/96",           // unspecified, loopback, IPv4-compatible
-	"::1/128",         // loopback
-	"2001:db8::/32",   // documentation
-	"fc00::/7",        // unique local
-	"fe80::/10",       // link-local
-	"fec0::/10",       // site-local
-	"ff00::/8",        // multicast
-)
-
-func mustPrefixes(cidrs ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(cidrs))
-	for i, c := range cidrs {
-		out[i] = netip.MustParsePrefix(c)
+// httpPolicy is the address policy of api.http_client: every
+// special-purpose block of IANA's registries (and IPv4 addresses carried
+// inside IPv6: mapped, NAT64, 6to4, ...) is refused unless allowlisted. A
+// bad allowlist entry is logged and ignored (config checking reports it).
+func httpPolicy(entries []string, log *slog.Logger) *ssrf.Policy {
+	allow, errs := ssrf.ParseAllowlist(entries)
+	for _, err := range errs {
+		log.Warn("http_client.ip_range_allowlist: ignoring an entry", "err", err)
 	}
-	return out
+	return ssrf.New(allow)
 }
 
-// ipPolicy decides which addresses the client may connect to.
-type ipPolicy struct {
-	allow []netip.Prefix
-}
-
-// parseAllowlist reads ip_range_allowlist: CIDRs or single addresses. A
-// bad entry is logged and ignored (config checking reports it).
-func parseAllowlist(entries []string, log *slog.Logger) *ipPolicy {
-	p := &ipPolicy{}
-	for _, s := range entries {
-		s = strings.TrimSpace(s)
-		if pfx, err := netip.ParsePrefix(s); err == nil {
-			p.allow = append(p.allow, unmapPrefix(pfx.Masked()))
-			continue
-		}
-		if a, err := netip.ParseAddr(s); err == nil {
-			a = a.Unmap()
-			p.allow = append(p.allow, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		log.Warn("http_client.ip_range_allowlist: ignoring an entry that is not a CIDR range or an IP address", "entry", s)
-	}
-	return p
-}
-
-// unmapPrefix turns ::ffff:a.b.c.d/n (n >= 96) into a.b.c.d/(n-96), so it
-// matches the unmapped addresses the policy sees.
-func unmapPrefix(p netip.Prefix) netip.Prefix {
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p
-}
-
-// check returns an error when a is not a public address and not
-// allowlisted.
-func (p *ipPolicy) check(a netip.Addr) error {
-	a = a.Unmap().WithZone("")
-	for _, pfx := range p.allow {
-		if pfx.Contains(a) {
-			return nil
-		}
-	}
-	blocked := a.IsLoopback() || a.IsPrivate() || a.IsUnspecified() || a.IsMulticast() ||
-		a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()
-	for _, pfx := range blockedRanges {
-		if blocked {
-			break
-		}
-		blocked = pfx.Contains(a)
-	}
-	if blocked {
-		return fmt.Errorf("connection to %s refused: not a public address (allow it with http_client.ip_range_allowlist)", a)
-	}
-	return nil
-}
-
-// control is the dialer's Control hook: it sees the resolved address
+// dialControl is the dialer's Control hook: it sees the resolved address
 // just before connect.
-func (p *ipPolicy) control(network, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("connection to %s refused: cannot parse the address: %v", address, err)
+func dialControl(p *ssrf.Policy) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		err := p.Control(network, address, c)
+		if errors.Is(err, ssrf.ErrRefused) {
+			return fmt.Errorf("connection refused: %w (allow it with http_client.ip_range_allowlist)", err)
+		}
+		return err
 	}
-	return p.check(ap.Addr())
 }
 
 // newHTTPClient builds the client for one allowlist. Keep-alives are off:
 // idle connections would keep goroutines running past Engine.Close.
-func newHTTPClient(p *ipPolicy) *http.Client {
-	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: p.control}
+func newHTTPClient(p *ssrf.Policy) *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: dialControl(p)}
 	tr := &http.Transport{
 		Proxy:                  nil, // a proxy would be the address checked, not the target
 		DialContext:            dialer.DialContext,
