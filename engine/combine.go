@@ -31,13 +31,18 @@ func (e *Engine) walk(ctx context.Context, cb *luaapi.Callback, args func(*lua.L
 	defer snap.release()
 	for _, b := range snap.callbacks[cb] {
 		stop := false
-		err := b.gen.invoke(ctx, runtime.Call{What: cb.Name, Fn: b.reg.Fn, Args: args, Timeout: b.gen.cfg.Timeout,
-			Ret: func(L *lua.LState, rets []lua.LValue) error {
-				if visit != nil {
-					stop = visit(L, b, rets)
-				}
-				return nil
-			}})
+		c := b.gen.callOf(b.idx, cb.Name, args, func(L *lua.LState, rets []lua.LValue) error {
+			if visit != nil {
+				stop = visit(L, b, rets)
+			}
+			return nil
+		})
+		var err error
+		if cb.Notify() {
+			err = b.gen.invokeOn(1, ctx, c) // notifications go to instance 1
+		} else {
+			err = b.gen.invoke(ctx, c)
+		}
 		if err != nil {
 			switch policy(cb, b.gen) {
 			case luaapi.OnErrorSkip:
@@ -273,22 +278,22 @@ func (e *Engine) chain(ctx context.Context, cb *luaapi.Callback, requester *Requ
 	defer snap.release()
 	for _, b := range snap.callbacks[cb] {
 		var tbl lua.LValue
-		err := b.gen.invoke(ctx, runtime.Call{What: cb.Name, Fn: b.reg.Fn, Timeout: b.gen.cfg.Timeout,
-			Args: func(L *lua.LState) []lua.LValue {
+		err := b.gen.invoke(ctx, b.gen.callOf(b.idx, cb.Name,
+			func(L *lua.LState) []lua.LValue {
 				tbl = toLua(L, cur)
 				if tbl == lua.LNil {
 					tbl = L.NewTable()
 				}
 				return []lua.LValue{toLua(L, requester), tbl, lua.LBool(isAdmin)}
 			},
-			Ret: func(L *lua.LState, _ []lua.LValue) error {
+			func(L *lua.LState, _ []lua.LValue) error {
 				m, err := stdlib.FromLua(L, tbl)
 				if err != nil {
 					return fmt.Errorf("request_content is no longer JSON: %w", err)
 				}
 				cur, _ = m.(map[string]any)
 				return nil
-			}})
+			}))
 		if err != nil {
 			var se *ScriptError
 			if errors.As(err, &se) && se.Raised != nil {
@@ -378,11 +383,10 @@ func (e *Engine) auth(ctx context.Context, cb *luaapi.Callback, loginType string
 			}
 			callArgs = append(append([]any(nil), args...), fields)
 		}
-		err := b.gen.invoke(ctx, runtime.Call{What: cb.Name, Fn: b.reg.Fn, Args: argsOf(callArgs...), Timeout: b.gen.cfg.Timeout,
-			Ret: func(L *lua.LState, rets []lua.LValue) error {
-				res = readAuth(b, rets)
-				return nil
-			}})
+		err := b.gen.invoke(ctx, b.gen.callOf(b.idx, cb.Name, argsOf(callArgs...), func(L *lua.LState, rets []lua.LValue) error {
+			res = readAuth(L, b, rets)
+			return nil
+		}))
 		if err != nil {
 			if policy(cb, b.gen) == luaapi.OnErrorClosed {
 				e.logScriptError(cb.Name+" failed; refusing the login", err)
@@ -398,12 +402,12 @@ func (e *Engine) auth(ctx context.Context, cb *luaapi.Callback, loginType string
 	return nil, nil
 }
 
-func readAuth(b binding, rets []lua.LValue) *AuthResult {
+func readAuth(L *lua.LState, b binding, rets []lua.LValue) *AuthResult {
 	s, ok := first(rets).(lua.LString)
 	if !ok || s == "" {
 		return nil
 	}
-	r := &AuthResult{UserID: string(s), gen: b.gen}
+	r := &AuthResult{UserID: string(s), gen: b.gen, inst: instanceOf(b.gen, L)}
 	if len(rets) > 1 {
 		r.onLoggedIn, _ = rets[1].(*lua.LFunction)
 	}
@@ -519,7 +523,7 @@ func (e *Engine) batch(ctx context.Context, cb *luaapi.Callback, args func(*lua.
 		if !ok {
 			return true
 		}
-		res = &UpdateBatch{DurationMS: float64(n), gen: b.gen}
+		res = &UpdateBatch{DurationMS: float64(n), gen: b.gen, inst: instanceOf(b.gen, L)}
 		if len(rets) > 1 {
 			res.done, _ = rets[1].(*lua.LFunction)
 		}
@@ -619,4 +623,14 @@ func optMap(m map[string]any) any {
 		return nil
 	}
 	return m
+}
+
+// instanceOf is the number of the instance whose state L is.
+func instanceOf(g *generation, L *lua.LState) int {
+	for i, in := range g.insts {
+		if in.rt.L == L {
+			return i + 1
+		}
+	}
+	return 1
 }

@@ -7,7 +7,9 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +61,9 @@ type ModuleConfig struct {
 	InitTimeout time.Duration // loading and constructor; default 30s
 	// OnError "deny" makes every check fail closed when the script errors.
 	OnError string
+	// Instances is how many independent states run the module (default 1;
+	// `auto` is GOMAXPROCS).
+	Instances int
 	// Config is the module's `config:` value as decoded YAML (nil if absent).
 	Config any
 	// Line is the line of the module's entry; ConfigLine of its config:.
@@ -112,7 +117,7 @@ func LoadConfig(file string) (*Config, error) {
 }
 
 var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "modules"}
-var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error"}
+var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances"}
 
 // ParseConfig parses config text; file names it in errors. All problems
 // are reported, not only the first. Module paths are relative to the
@@ -225,7 +230,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 }
 
 func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (ModuleConfig, bool) {
-	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line}
+	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line, Instances: 1}
 	if n.Kind != yaml.MappingNode {
 		fail(n, "module %d: expected a mapping like `- module: spam.lua`", idx)
 		return m, false
@@ -253,6 +258,18 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 			} else {
 				m.InitTimeout = d
 			}
+		case "instances":
+			val := scalar(v, failM, "instances")
+			if val == "auto" {
+				m.Instances = goruntime.GOMAXPROCS(0)
+				return
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 || n > 256 {
+				failM(v, "instances must be a number from 1 to 256 or auto, got %q", val)
+				return
+			}
+			m.Instances = n
 		case "on_error":
 			m.OnError = scalar(v, failM, "on_error")
 			if m.OnError != "deny" && m.OnError != "default" {

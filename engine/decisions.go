@@ -102,6 +102,7 @@ type InterestedUsers struct {
 type AuthResult struct {
 	UserID     string
 	gen        *generation
+	inst       int // the instance whose function onLoggedIn is
 	onLoggedIn *lua.LFunction
 }
 
@@ -113,7 +114,7 @@ func (r *AuthResult) LoggedIn(ctx context.Context, response map[string]any) erro
 	if r == nil || r.onLoggedIn == nil {
 		return nil
 	}
-	return r.gen.invoke(ctx, runtime.Call{What: "on_logged_in", Fn: r.onLoggedIn, Args: argsOf(response), Timeout: r.gen.cfg.Timeout})
+	return r.gen.invokeOn(r.inst, ctx, runtime.Call{What: "on_logged_in", Fn: r.onLoggedIn, Args: argsOf(response), Timeout: r.gen.cfg.Timeout})
 }
 
 // UpdateBatch is on_update's answer: how long the next batch should take,
@@ -121,6 +122,7 @@ func (r *AuthResult) LoggedIn(ctx context.Context, response map[string]any) erro
 type UpdateBatch struct {
 	DurationMS float64
 	gen        *generation
+	inst       int
 	done       *lua.LFunction
 }
 
@@ -129,7 +131,7 @@ func (u *UpdateBatch) Done(ctx context.Context) error {
 	if u == nil || u.done == nil {
 		return nil
 	}
-	return u.gen.invoke(ctx, runtime.Call{What: "on_update (batch end)", Fn: u.done, Timeout: u.gen.cfg.Timeout})
+	return u.gen.invokeOn(u.inst, ctx, runtime.Call{What: "on_update (batch end)", Fn: u.done, Timeout: u.gen.cfg.Timeout})
 }
 
 // MediaUploadLimit is one upload limit.

@@ -65,8 +65,15 @@ type Options struct {
 	// github.com/luahost/luahost/engine/fswatch for OS file notifications.
 	Watcher func() (FileWatcher, error)
 	// Libraries are Go values scripts may require by name (see
-	// Library).
+	// library.go).
 	Libraries map[string]any
+	// HostHonoursContext says every Host method returns promptly once
+	// its context is done (or never blocks). Host calls then run on the
+	// calling goroutine, saving a goroutine hand-off each (~1 µs). Leave it
+	// false if a method might ignore its context: each host call then runs
+	// on a goroutine of its own, so the script's caller gets its answer at
+	// the deadline whatever the host does.
+	HostHonoursContext bool
 }
 
 // Engine runs the modules of one config.
@@ -157,6 +164,7 @@ func newSnapshot(gens []*generation) *snapshot {
 // binding is one module's registration of a callback.
 type binding struct {
 	gen *generation
+	idx int // the registration's index in gen.regs and gen.fns
 	reg luaapi.Registration
 }
 
@@ -297,7 +305,7 @@ func (e *Engine) publish() {
 	s := newSnapshot(e.gens)
 	owner := map[string]string{} // category -> the module that controls it
 	for _, g := range e.gens {
-		for _, r := range g.regs {
+		for idx, r := range g.regs {
 			if cat := luaapi.CategoryOf(r.Callback); cat.FirstModuleOnly {
 				if o, ok := owner[cat.Name]; !ok {
 					owner[cat.Name] = g.cfg.Name
@@ -307,7 +315,7 @@ func (e *Engine) publish() {
 					continue
 				}
 			}
-			s.callbacks[r.Callback] = append(s.callbacks[r.Callback], binding{gen: g, reg: r})
+			s.callbacks[r.Callback] = append(s.callbacks[r.Callback], binding{gen: g, idx: idx, reg: r})
 		}
 	}
 	s.routes = e.buildRoutes(e.gens)
@@ -444,23 +452,20 @@ func storageConfig(cfg *Config) storage.Config {
 	return sc
 }
 
-// retire runs a generation's on_close callbacks and closes its runtime.
+// retire runs a generation's on_close callbacks (in every instance) and
+// closes its runtimes.
 func (e *Engine) retire(g *generation) {
 	ctx := context.Background()
-	var fns []*lua.LFunction
-	done := make(chan struct{})
-	if g.rt.Post(func() {
-		fns = append(fns, g.api.OnClose...)
-		close(done)
-	}) {
-		<-done
-	}
-	for _, fn := range fns {
-		if err := g.invoke(ctx, runtime.Call{What: "on_close", Fn: fn, Timeout: g.cfg.Timeout}); err != nil {
-			e.log.Error("on_close failed", "module", g.cfg.Name, "err", err)
+	for i, in := range g.insts {
+		var fns []*lua.LFunction
+		in.rt.Do(func(*lua.LState) { fns = append(fns, in.api.OnClose...) })
+		for _, fn := range fns {
+			if err := g.invokeOn(i+1, ctx, runtime.Call{What: "on_close", Fn: fn, Timeout: g.cfg.Timeout}); err != nil {
+				e.log.Error("on_close failed", "module", g.cfg.Name, "err", err)
+			}
 		}
 	}
-	g.rt.Close()
+	g.close()
 }
 
 // Config returns the config the engine runs (the latest reloaded one).
@@ -494,12 +499,6 @@ func (e *Engine) Paths() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// invoke runs a call on the generation's runtime; a script's failure comes
-// back as a *ScriptError.
-func (g *generation) invoke(ctx context.Context, c runtime.Call) error {
-	return scriptError(g.rt.Invoke(ctx, c))
 }
 
 // logScriptError logs a callback error with its traceback.

@@ -31,7 +31,7 @@ const MaxRequestBody = 10 << 20
 type route struct {
 	path    string
 	gen     *generation
-	handler lua.LValue // function or method table (loop goroutine only)
+	handlers []lua.LValue // per instance: function or method table (its baton holder only)
 	methods []string   // sorted methods of a method table; nil for a function
 }
 
@@ -48,7 +48,7 @@ func (e *Engine) buildRoutes(gens []*generation) map[string]*route {
 				}
 				continue
 			}
-			routes[w.path] = &route{path: w.path, gen: g, handler: w.handler, methods: w.methods}
+			routes[w.path] = &route{path: w.path, gen: g, handlers: w.handlers, methods: w.methods}
 		}
 	}
 	return routes
@@ -56,9 +56,9 @@ func (e *Engine) buildRoutes(gens []*generation) map[string]*route {
 
 // webResource is the read-only copy of a registration kept on a generation.
 type webResource struct {
-	path    string
-	handler lua.LValue
-	methods []string
+	path     string
+	handlers []lua.LValue // per instance
+	methods  []string
 }
 
 func (s *snapshot) match(path string) (*route, string) {
@@ -162,11 +162,12 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	err := g.invoke(req.Context(), runtime.Call{
 		What:    rt.path,
 		Timeout: g.cfg.Timeout,
-		Resolve: func(L *lua.LState) *lua.LFunction {
-			if fn, ok := rt.handler.(*lua.LFunction); ok {
+		Resolve: func(L *lua.LState, inst int) *lua.LFunction {
+			h := rt.handlers[inst-1]
+			if fn, ok := h.(*lua.LFunction); ok {
 				return fn
 			}
-			fn, _ := rt.handler.(*lua.LTable).RawGetString(method).(*lua.LFunction)
+			fn, _ := h.(*lua.LTable).RawGetString(method).(*lua.LFunction)
 			return fn
 		},
 		Args: func(L *lua.LState) []lua.LValue { return []lua.LValue{pushRequest(L, rq)} },

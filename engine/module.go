@@ -18,31 +18,98 @@ import (
 	"github.com/luahost/luahost/stdlib"
 )
 
-// generation is one loaded instance of a module: its own state, runtime
-// and registrations. A reload builds a new generation beside the old one.
+// generation is one load of a module: its states (one per instance),
+// their runtimes and registrations. A reload builds a new generation
+// beside the old one.
 type generation struct {
 	cfg      ModuleConfig
-	rt       *runtime.Runtime
-	api      *luaapi.ModuleAPI // baton holder only after load
+	set      *runtime.Set
+	insts    []*instance
 	seq      int
 	loadedAt time.Time
 	// sources are the script and the local files require looked for while
 	// loading, with the content read (nil: missing); reload compares them.
-	// Written on the loop while recording, read-only after load.
+	// Written with instance 1's baton while recording, read-only after.
 	sources   map[string][]byte
 	recording bool
-	// Read-only copies made at load, safe from any goroutine:
+	// Read-only copies made at load, safe from any goroutine (instance
+	// 1's; every instance registers the same):
 	regs  []luaapi.Registration
 	paths []string
 	web   []webResource
+	// fns[i][k] is registration i's function in instance k+1.
+	fns [][]*lua.LFunction
 	// fingerprint hashes the config entry and files this was built from.
 	fingerprint string
 }
 
-// loadModule compiles and runs a module: the script, parse_config and the
-// constructor. On error nothing is left running.
+// instance is one state of a generation.
+type instance struct {
+	rt  *runtime.Runtime
+	api *luaapi.ModuleAPI // its baton holder's only after load
+}
+
+// invoke runs a call on an idle instance; a script's failure comes back as
+// a *ScriptError.
+func (g *generation) invoke(ctx context.Context, c runtime.Call) error {
+	return scriptError(g.set.Invoke(ctx, c))
+}
+
+// invokeOn runs a call on instance i (1-based).
+func (g *generation) invokeOn(i int, ctx context.Context, c runtime.Call) error {
+	return scriptError(g.insts[i-1].rt.Invoke(ctx, c))
+}
+
+// callOf is the call of registration idx on whichever instance runs it.
+func (g *generation) callOf(idx int, what string, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) runtime.Call {
+	c := runtime.Call{What: what, Args: args, Ret: ret, Timeout: g.cfg.Timeout}
+	if len(g.insts) == 1 {
+		c.Fn = g.fns[idx][0]
+	} else {
+		fns := g.fns[idx]
+		c.Resolve = func(_ *lua.LState, inst int) *lua.LFunction { return fns[inst-1] }
+	}
+	return c
+}
+
+// close closes every instance.
+func (g *generation) close() { g.set.Close() }
+
+// loadGrace is how long past its init_timeout a load may run before the
+// engine stops waiting for it: only a load stuck in Go code that ignores
+// its deadline takes it, and other modules' reloads must not wait on it.
+const loadGrace = 2 * time.Second
+
+// loadModule loads a module: every instance runs the script,
+// parse_config and the constructor. On error nothing is left running.
 func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*generation, error) {
-	log := e.log.With("module", mc.Name)
+	type result struct {
+		g   *generation
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		g, err := e.load(ctx, mc, seq)
+		ch <- result{g, err}
+	}()
+	t := time.NewTimer(mc.InitTimeout*time.Duration(max(1, mc.Instances)) + loadGrace)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.g, r.err
+	case <-t.C:
+		e.log.Error("a module load did not stop at its init_timeout; abandoning it", "module", mc.Name)
+		go func() {
+			// Should it finish after all, free what it made.
+			if r := <-ch; r.g != nil {
+				e.retire(r.g)
+			}
+		}()
+		return nil, &LoadError{Module: mc.Name, Err: fmt.Errorf("loading did not stop at its init_timeout of %s: it is stuck in Go code that ignores its deadline", mc.InitTimeout)}
+	}
+}
+
+func (e *Engine) load(ctx context.Context, mc ModuleConfig, seq int) (*generation, error) {
 	src, err := fs.ReadFile(e.fsys, mc.Module)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -55,12 +122,49 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	if err != nil {
 		return nil, &LoadError{Module: mc.Name, Err: err, sources: map[string][]byte{mc.Module: src}}
 	}
+	n := max(1, mc.Instances)
+	g := &generation{cfg: mc, seq: seq, sources: map[string][]byte{mc.Module: src}, recording: true}
+	rts := make([]*runtime.Runtime, 0, n)
+	for i := 1; i <= n; i++ {
+		inst, err := e.loadInstance(ctx, g, proto, i)
+		if inst != nil {
+			g.insts = append(g.insts, inst)
+			rts = append(rts, inst.rt)
+		}
+		if err != nil {
+			for _, in := range g.insts {
+				in.rt.Close()
+			}
+			le := err.(*LoadError)
+			le.sources = g.sources
+			return nil, le
+		}
+	}
+	g.set = runtime.NewSet(rts)
+	if err := g.collect(); err != nil {
+		g.close()
+		return nil, &LoadError{Module: mc.Name, Err: err, sources: g.sources}
+	}
+	g.loadedAt = time.Now()
+	g.fingerprint = fingerprint(mc, g.sources)
+	return g, nil
+}
 
+// loadInstance makes instance i's state and runs the script, parse_config
+// and the constructor in it. On error the instance it returns (if any) is
+// closed by the caller.
+func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.FunctionProto, i int) (*instance, error) {
+	mc := g.cfg
+	log := e.log.With("module", mc.Name)
+	if mc.Instances > 1 {
+		log = log.With("instance", i)
+	}
 	L := sandbox.NewState()
 	api := luaapi.NewModuleAPI(L, mc.Name, e.host.ServerName(), log)
-	g := &generation{cfg: mc, api: api, seq: seq, sources: map[string][]byte{mc.Module: src}, recording: true}
+	api.Table.RawSetString("instance", lua.LNumber(i))
+	inst := &instance{api: api}
 	e.installHostFunctions(L, api, mc)
-	e.installTimers(L, api.Table, g)
+	e.installTimers(L, api.Table, g, inst, i)
 	libs, err := e.libraries(L)
 	if err != nil {
 		L.Close()
@@ -69,9 +173,9 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	ld := &sandbox.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table, Libraries: libs,
 		Env: &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
 		OnFile: func(p string, src []byte) {
-			// Loop goroutine. Files required later, by a callback, are not
-			// part of what this generation was built from.
-			if g.recording {
+			// Files required later, by a callback, are not part of what
+			// this generation was built from; instance 1 records.
+			if g.recording && i == 1 {
 				g.sources[p] = src
 			}
 		}}
@@ -85,12 +189,13 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 		return 0
 	}))
 	chunk := L.NewFunctionFromProto(proto)
-	g.rt = runtime.New(L, runtime.Options{Module: mc.Name, File: mc.Module, Log: log})
+	inst.rt = runtime.New(L, runtime.Options{Module: mc.Name, File: mc.Module, Log: log,
+		Instance: i, InlineHostCalls: e.opts.HostHonoursContext})
 
 	run := func(what string, resolve func(*lua.LState) *lua.LFunction, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
-		return g.rt.Invoke(ctx, runtime.Call{What: what, Resolve: resolve, Args: args, Ret: ret, Timeout: mc.InitTimeout})
+		return inst.rt.Invoke(ctx, runtime.Call{What: what, Timeout: mc.InitTimeout, Args: args, Ret: ret,
+			Resolve: func(L *lua.LState, _ int) *lua.LFunction { return resolve(L) }})
 	}
-
 	var modTable *lua.LTable
 	var parsed lua.LValue
 	steps := []struct {
@@ -131,36 +236,60 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	}
 	for _, st := range steps {
 		if err := run(st.what, st.fn, st.args, st.ret); err != nil {
-			var sources map[string][]byte
-			g.rt.Post(api.EndRegistration)
-			g.rt.Close() // the loop has stopped: its writes are visible
-			sources = g.sources
-			le := e.loadError(mc, st.what, err)
-			le.sources = sources
-			return nil, le
+			inst.rt.Do(func(*lua.LState) { api.EndRegistration() })
+			return inst, e.loadError(mc, st.what, err)
 		}
 	}
-	// Copy what other goroutines read, on the loop goroutine.
-	done := make(chan struct{})
-	g.rt.Post(func() {
-		api.EndRegistration()
-		g.recording = false
-		g.regs = append([]luaapi.Registration(nil), api.Registrations...)
-		for _, w := range api.WebResources {
-			g.paths = append(g.paths, w.Path)
-			wr := webResource{path: w.Path, handler: w.Handler}
-			if t, ok := w.Handler.(*lua.LTable); ok {
-				t.ForEach(func(k, _ lua.LValue) { wr.methods = append(wr.methods, lua.LVAsString(k)) })
-				sort.Strings(wr.methods)
+	inst.rt.Do(func(*lua.LState) { api.EndRegistration() })
+	return inst, nil
+}
+
+// collect copies what other goroutines read out of every instance (with
+// each one's baton) and checks the instances registered the same things.
+func (g *generation) collect() error {
+	var first []string
+	for k, in := range g.insts {
+		var regs []luaapi.Registration
+		var web []luaapi.WebResource
+		in.rt.Do(func(*lua.LState) {
+			if k == 0 {
+				g.recording = false
 			}
-			g.web = append(g.web, wr)
+			regs = append(regs, in.api.Registrations...)
+			web = append(web, in.api.WebResources...)
+		})
+		ids := make([]string, 0, len(regs)+len(web))
+		for _, r := range regs {
+			ids = append(ids, r.Callback.ID()+"["+r.LoginType+"]")
 		}
-		close(done)
-	})
-	<-done
-	g.loadedAt = time.Now()
-	g.fingerprint = fingerprint(mc, g.sources)
-	return g, nil
+		for _, w := range web {
+			ids = append(ids, "web:"+w.Path)
+		}
+		if k == 0 {
+			first = ids
+			g.regs = regs
+			g.fns = make([][]*lua.LFunction, len(regs))
+			for _, w := range web {
+				g.paths = append(g.paths, w.Path)
+				wr := webResource{path: w.Path}
+				if t, ok := w.Handler.(*lua.LTable); ok {
+					t.ForEach(func(k, _ lua.LValue) { wr.methods = append(wr.methods, lua.LVAsString(k)) })
+					sort.Strings(wr.methods)
+				}
+				g.web = append(g.web, wr)
+			}
+		} else if strings.Join(ids, ",") != strings.Join(first, ",") {
+			return fmt.Errorf("instance %d registered [%s], instance 1 [%s]: every instance must register the same callbacks and web resources",
+				k+1, strings.Join(ids, ", "), strings.Join(first, ", "))
+		}
+		for i, r := range regs {
+			g.fns[i] = append(g.fns[i], r.Fn)
+		}
+		for i, w := range web {
+			g.web[i].handlers = append(g.web[i].handlers, w.Handler)
+		}
+	}
+	return nil
 }
 
 func noArgs(*lua.LState) []lua.LValue { return nil }

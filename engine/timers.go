@@ -23,11 +23,11 @@ import (
 
 // installTimers adds the timer functions to a module's api table. g.rt is
 // set before any Lua runs.
-func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
+func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in *instance, inst int) {
 	// fire runs fn(args...) on the loop and logs a failure.
 	fire := func(what string, fn *lua.LFunction, args []lua.LValue) {
-		err := g.invoke(context.Background(), runtime.Call{What: what, Fn: fn, Timeout: g.cfg.Timeout,
-			Args: func(*lua.LState) []lua.LValue { return args }})
+		err := scriptError(in.rt.Invoke(context.Background(), runtime.Call{What: what, Fn: fn, Timeout: g.cfg.Timeout,
+			Args: func(*lua.LState) []lua.LValue { return args }}))
 		if err != nil && !errors.Is(err, runtime.ErrClosed) {
 			e.logScriptError(what+" failed", err)
 		}
@@ -43,6 +43,13 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 			args = append(args, L.Get(i))
 		}
 		return args
+	}
+	// Background calls run on instance 1 only (the others' constructors
+	// register the same timers: a no-op there).
+	start := func(f func(quit <-chan struct{})) {
+		if inst == 1 {
+			in.rt.StartTimer(f)
+		}
 	}
 	msec := func(L *lua.LState, n int) time.Duration {
 		v := L.CheckNumber(n)
@@ -61,7 +68,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		args := restArgs(L, 3)
 		cancel := make(chan struct{})
 		var once sync.Once
-		g.rt.StartTimer(func(quit <-chan struct{}) {
+		start(func(quit <-chan struct{}) {
 			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for {
@@ -85,7 +92,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation) {
 		args := restArgs(L, 3)
 		cancel := make(chan struct{})
 		var once sync.Once
-		g.rt.StartTimer(func(quit <-chan struct{}) {
+		start(func(quit <-chan struct{}) {
 			t := time.NewTimer(after)
 			defer t.Stop()
 			select {

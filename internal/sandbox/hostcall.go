@@ -18,9 +18,13 @@ type HostCall struct {
 	// finds it when first needed (it costs ~1 µs, most calls never do).
 	Where string
 	th    *lua.LState // the parked coroutine
-	// Run does the work on its own goroutine; it must honour ctx (the
+	// Run does the work off the state's baton; it must honour ctx (the
 	// invocation's deadline). It must not touch the Lua state.
 	Run func(ctx context.Context) (Result, error)
+	// Inline marks work that is known to return once ctx is done (the
+	// engine's own stores and timers): the runtime runs it on the calling
+	// goroutine instead of one of its own.
+	Inline bool
 }
 
 // Position is the calling script's position. While the call is parked
