@@ -29,10 +29,10 @@ const MaxRequestBody = 10 << 20
 
 // route is one registered path.
 type route struct {
-	path    string
-	gen     *generation
+	path     string
+	gen      *generation
 	handlers []lua.LValue // per instance: function or method table (its baton holder only)
-	methods []string   // sorted methods of a method table; nil for a function
+	methods  []string     // sorted methods of a method table; nil for a function
 }
 
 // buildRoutes makes the route table for a snapshot: the first module in

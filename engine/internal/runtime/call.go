@@ -38,10 +38,10 @@ type Call struct {
 type callState uint8
 
 const (
-	stateNew     callState = iota // not stepped yet
-	stateParked                   // waiting on a host call
-	stateResume                   // the host call answered; step again
-	stateDone                     // finished: err is the outcome
+	stateNew    callState = iota // not stepped yet
+	stateParked                  // waiting on a host call
+	stateResume                  // the host call answered; step again
+	stateDone                    // finished: err is the outcome
 )
 
 // task is a Call in flight. Its fields are written by whoever runs its
