@@ -31,6 +31,18 @@ func TestBolt(t *testing.T) {
 	})
 }
 
+// go test -run '^$' -bench . ./engine/storage/bolt/
+func BenchmarkStore(b *testing.B) {
+	storagetest.Benchmark(b, func(b *testing.B) storage.Store {
+		s, err := storage.Open(storage.Config{Backend: "bolt", Path: filepath.Join(b.TempDir(), "storage.db")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestBoltDefaultBackendAndParentDirs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data", "nested", storage.DefaultFile)
 	s, err := storage.Open(storage.Config{Path: path})
