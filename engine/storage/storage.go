@@ -99,10 +99,12 @@ type Store interface {
 // every present key with a non-nil value; missing and expired keys are not in it (so
 // vals[k] == nil means absent). fn owns vals and may modify it. The returned map may name
 // only keys of the transaction (else Txn fails with an error wrapping ErrInvalidKey and
-// writes nothing); keys it does not name are left as they are.
+// writes nothing: a mistyped key fails instead of being written unchecked); keys it does not
+// name are left as they are.
 type TxnFunc func(vals map[string][]byte) (writes map[string]Write, err error)
 
-// Write is what a transaction stores at one key.
+// Write is what a transaction stores at one key. It carries a TTL so that a transaction can
+// create expiring keys (a token and its owner's reference to it, say).
 type Write struct {
 	Value []byte        // the new value; nil deletes the key (an empty non-nil slice is stored)
 	TTL   time.Duration // as in Set: > 0 expires the key after TTL, 0 keeps it forever
