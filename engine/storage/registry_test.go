@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
@@ -77,24 +78,29 @@ func TestImportLinksNoClient(t *testing.T) {
 
 type fakeStore struct{ storage.Store }
 
+// registered counts TestRegister's runs: the registry outlives a run (go test -count=2).
+var registered int
+
 func TestRegister(t *testing.T) {
+	registered++
+	name := fmt.Sprintf("test-fake%d", registered)
 	opened := 0
-	storage.Register("test-fake", func(cfg storage.Config) (storage.Store, error) {
+	storage.Register(name, func(cfg storage.Config) (storage.Store, error) {
 		opened++
 		if cfg.URL != "fake://x" {
 			return nil, errors.New("config not passed on")
 		}
 		return fakeStore{}, nil
 	})
-	s, err := storage.Open(storage.Config{Backend: "Test-Fake", URL: "fake://x"})
+	s, err := storage.Open(storage.Config{Backend: strings.ToUpper(name), URL: "fake://x"})
 	if _, ok := s.(fakeStore); !ok || err != nil || opened != 1 {
 		t.Fatalf("Open(registered backend) = %T, %v after %d opens", s, err, opened)
 	}
-	if got := storage.Backends(); !slices.IsSorted(got) || !slices.Contains(got, "test-fake") {
-		t.Fatalf("Backends() = %q; want sorted, with test-fake", got)
+	if got := storage.Backends(); !slices.IsSorted(got) || !slices.Contains(got, name) {
+		t.Fatalf("Backends() = %q; want sorted, with %s", got, name)
 	}
 	_, err = storage.Open(storage.Config{Backend: "etcd"})
-	if err == nil || !strings.Contains(err.Error(), "test-fake") {
+	if err == nil || !strings.Contains(err.Error(), name) {
 		t.Fatalf("unknown backend error does not list the registered ones: %v", err)
 	}
 
@@ -103,7 +109,7 @@ func TestRegister(t *testing.T) {
 		open func(storage.Config) (storage.Store, error)
 		want string
 	}{
-		{"test-fake", func(storage.Config) (storage.Store, error) { return nil, nil }, `luahost: storage.Register: backend "test-fake" registered twice`},
+		{name, func(storage.Config) (storage.Store, error) { return nil, nil }, `luahost: storage.Register: backend "` + name + `" registered twice`},
 		{"memory", func(storage.Config) (storage.Store, error) { return nil, nil }, `luahost: storage.Register: backend "memory" registered twice`},
 		{"nil-open", nil, `luahost: storage.Register: nil open function for backend "nil-open"`},
 		{"", func(storage.Config) (storage.Store, error) { return nil, nil }, `luahost: storage.Register: invalid backend name ""`},
