@@ -1,9 +1,9 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +58,7 @@ func (m *memStore) sweep() {
 	now := time.Now().UnixNano()
 	for ns, b := range m.data {
 		for k, e := range b {
-			if expired(e.exp, now) {
+			if Expired(e.exp, now) {
 				delete(b, k)
 			}
 		}
@@ -73,7 +73,7 @@ func closedErr(backend, op, key string) error {
 }
 
 func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
-	if err := check(ctx, ns, key, 0); err != nil {
+	if err := CheckArgs(ctx, ns, key, 0); err != nil {
 		return nil, false, err
 	}
 	m.mu.RLock()
@@ -86,10 +86,10 @@ func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error
 	if !ok {
 		return nil, false, nil
 	}
-	if now := time.Now().UnixNano(); expired(e.exp, now) {
+	if now := time.Now().UnixNano(); Expired(e.exp, now) {
 		m.mu.Lock()
 		if b := m.data[ns]; b != nil {
-			if e2, ok := b[key]; ok && expired(e2.exp, now) {
+			if e2, ok := b[key]; ok && Expired(e2.exp, now) {
 				delete(b, key)
 			}
 		}
@@ -101,10 +101,10 @@ func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error
 }
 
 func (m *memStore) Set(ctx context.Context, ns, key string, value []byte, ttl time.Duration) error {
-	if err := check(ctx, ns, key, ttl); err != nil {
+	if err := CheckArgs(ctx, ns, key, ttl); err != nil {
 		return err
 	}
-	e := memEntry{val: append([]byte{}, value...), exp: expiryAt(time.Now(), ttl)}
+	e := memEntry{val: append([]byte{}, value...), exp: ExpiryAt(time.Now(), ttl)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {
@@ -120,7 +120,7 @@ func (m *memStore) Set(ctx context.Context, ns, key string, value []byte, ttl ti
 }
 
 func (m *memStore) Delete(ctx context.Context, ns, key string) error {
-	if err := check(ctx, ns, key, 0); err != nil {
+	if err := CheckArgs(ctx, ns, key, 0); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -138,7 +138,7 @@ func (m *memStore) Delete(ctx context.Context, ns, key string) error {
 }
 
 func (m *memStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.Duration) (int64, error) {
-	if err := check(ctx, ns, key, ttl); err != nil {
+	if err := CheckArgs(ctx, ns, key, ttl); err != nil {
 		return 0, err
 	}
 	m.mu.Lock()
@@ -149,16 +149,16 @@ func (m *memStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.
 	now := time.Now()
 	b := m.data[ns]
 	e, exists := b[key]
-	if exists && expired(e.exp, now.UnixNano()) {
+	if exists && Expired(e.exp, now.UnixNano()) {
 		exists = false
 	}
-	n, err := incrValue(key, e.val, exists, by)
+	n, err := Increment(key, e.val, exists, by)
 	if err != nil {
 		return 0, err
 	}
 	exp := e.exp
 	if !exists {
-		exp = expiryAt(now, ttl)
+		exp = ExpiryAt(now, ttl)
 	}
 	if b == nil {
 		b = make(map[string]memEntry)
@@ -169,10 +169,7 @@ func (m *memStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.
 }
 
 func (m *memStore) List(ctx context.Context, ns, prefix string) ([]string, error) {
-	if err := validateNS(ns); err != nil {
-		return nil, err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := CheckNamespace(ctx, ns); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()
@@ -183,12 +180,107 @@ func (m *memStore) List(ctx context.Context, ns, prefix string) ([]string, error
 	now := time.Now().UnixNano()
 	keys := []string{}
 	for k, e := range m.data[ns] {
-		if strings.HasPrefix(k, prefix) && !expired(e.exp, now) {
+		if strings.HasPrefix(k, prefix) && !Expired(e.exp, now) {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
-	return truncateSorted(keys), nil
+	return SortedKeys(keys), nil
+}
+
+// live returns the entry at key unless it is missing or expired at now. m.mu must be held.
+func (m *memStore) live(ns, key string, now int64) ([]byte, bool) {
+	e, ok := m.data[ns][key]
+	if !ok || Expired(e.exp, now) {
+		return nil, false
+	}
+	return e.val, true
+}
+
+// put stores a copy of value, or deletes key when value is nil. m.mu must be held for writing.
+func (m *memStore) put(ns, key string, value []byte, ttl time.Duration, now time.Time) {
+	b := m.data[ns]
+	if value == nil {
+		if b != nil {
+			delete(b, key)
+			if len(b) == 0 {
+				delete(m.data, ns)
+			}
+		}
+		return
+	}
+	if b == nil {
+		b = make(map[string]memEntry)
+		m.data[ns] = b
+	}
+	b[key] = memEntry{val: append([]byte{}, value...), exp: ExpiryAt(now, ttl)}
+}
+
+func (m *memStore) SetIfAbsent(ctx context.Context, ns, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := CheckArgs(ctx, ns, key, ttl); err != nil {
+		return false, err
+	}
+	if value == nil {
+		value = []byte{} // as Set: nil stores an empty value
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return false, closedErr("memory", "setifabsent", key)
+	}
+	now := time.Now()
+	if _, ok := m.live(ns, key, now.UnixNano()); ok {
+		return false, nil
+	}
+	m.put(ns, key, value, ttl, now)
+	return true, nil
+}
+
+func (m *memStore) CompareAndSwap(ctx context.Context, ns, key string, old, new []byte, ttl time.Duration) (bool, error) {
+	if err := CheckArgs(ctx, ns, key, ttl); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return false, closedErr("memory", "compareandswap", key)
+	}
+	now := time.Now()
+	cur, ok := m.live(ns, key, now.UnixNano())
+	if ok != (old != nil) || !bytes.Equal(cur, old) {
+		return false, nil
+	}
+	m.put(ns, key, new, ttl, now)
+	return true, nil
+}
+
+// Txn holds the store's lock while fn runs, so nothing can change the keys meanwhile and fn
+// runs exactly once.
+func (m *memStore) Txn(ctx context.Context, ns string, keys []string, fn TxnFunc) error {
+	keys, err := CheckKeys(ctx, ns, keys)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock() // also when fn panics
+	if m.data == nil {
+		return closedErr("memory", "txn", strings.Join(keys, " "))
+	}
+	now := time.Now().UnixNano()
+	vals := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		if v, ok := m.live(ns, k, now); ok {
+			vals[k] = append([]byte{}, v...)
+		}
+	}
+	writes, err := fn.Call(keys, vals)
+	if err != nil {
+		return err
+	}
+	at := time.Now()
+	for k, w := range writes {
+		m.put(ns, k, w.Value, w.TTL, at)
+	}
+	return nil
 }
 
 func (m *memStore) Close() error {

@@ -6,17 +6,6 @@ import (
 	"time"
 )
 
-func TestMemory(t *testing.T) {
-	runSuite(t, func(t *testing.T) Store {
-		s, err := Open(Config{Backend: "memory"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
-}
-
 func TestMemorySweep(t *testing.T) {
 	m := newMemory()
 	defer m.Close()

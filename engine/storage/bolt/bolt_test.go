@@ -1,4 +1,4 @@
-package storage
+package bolt
 
 import (
 	"context"
@@ -11,15 +11,18 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/luahost/luahost/engine/storage"
+	"github.com/luahost/luahost/engine/storage/storagetest"
 )
 
 func TestBolt(t *testing.T) {
 	dir := t.TempDir()
-	runSuite(t, func(t *testing.T) Store {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
 		// The same subtest reopens the same file.
 		path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".db")
-		s, err := Open(Config{Backend: "bolt", Path: path})
+		s, err := storage.Open(storage.Config{Backend: "bolt", Path: path})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,9 +31,21 @@ func TestBolt(t *testing.T) {
 	})
 }
 
+// go test -run '^$' -bench . ./engine/storage/bolt/
+func BenchmarkStore(b *testing.B) {
+	storagetest.Benchmark(b, func(b *testing.B) storage.Store {
+		s, err := storage.Open(storage.Config{Backend: "bolt", Path: filepath.Join(b.TempDir(), "storage.db")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestBoltDefaultBackendAndParentDirs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "data", "nested", DefaultFile)
-	s, err := Open(Config{Path: path})
+	path := filepath.Join(t.TempDir(), "data", "nested", storage.DefaultFile)
+	s, err := storage.Open(storage.Config{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +56,13 @@ func TestBoltDefaultBackendAndParentDirs(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("database file: %v, %v", fi, err)
 	}
-	if got := DefaultPath("/srv/luahost-data"); got != "/srv/luahost-data/storage.db" {
+	if got := storage.DefaultPath("/srv/luahost-data"); got != "/srv/luahost-data/storage.db" {
 		t.Fatalf("DefaultPath = %q", got)
 	}
 }
 
 func TestBoltOpenErrors(t *testing.T) {
-	if _, err := Open(Config{Backend: "bolt"}); err == nil || !strings.Contains(err.Error(), "bolt") {
+	if _, err := storage.Open(storage.Config{Backend: "bolt"}); err == nil || !strings.Contains(err.Error(), "bolt") {
 		t.Fatalf("no path: %v", err)
 	}
 	// A path whose parent is a file cannot be created.
@@ -56,10 +71,10 @@ func TestBoltOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(file, "storage.db")
-	if _, err := Open(Config{Backend: "bolt", Path: path}); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := storage.Open(storage.Config{Backend: "bolt", Path: path}); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("bad path: %v", err)
 	}
-	if _, err := Open(Config{Backend: "etcd"}); err == nil || !strings.Contains(err.Error(), `"etcd"`) {
+	if _, err := storage.Open(storage.Config{Backend: "etcd"}); err == nil || !strings.Contains(err.Error(), `"etcd"`) {
 		t.Fatalf("unknown backend: %v", err)
 	}
 }
@@ -70,7 +85,7 @@ func TestBoltLocked(t *testing.T) {
 	defer func() { boltLockTimeout = old }()
 
 	path := filepath.Join(t.TempDir(), "storage.db")
-	first, err := Open(Config{Backend: "bolt", Path: path})
+	first, err := storage.Open(storage.Config{Backend: "bolt", Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +93,7 @@ func TestBoltLocked(t *testing.T) {
 	// flock is per open file, so a second open in this process meets the lock just like a
 	// second luahost process would.
 	start := time.Now()
-	_, err = Open(Config{Backend: "bolt", Path: path})
+	_, err = storage.Open(storage.Config{Backend: "bolt", Path: path})
 	want := "storage: bolt database " + path + " is locked by another process"
 	if err == nil || err.Error() != want {
 		t.Fatalf("second Open: %v; want %q", err, want)
@@ -87,7 +102,7 @@ func TestBoltLocked(t *testing.T) {
 		t.Fatalf("second Open took %v", d)
 	}
 	first.Close()
-	again, err := Open(Config{Backend: "bolt", Path: path})
+	again, err := storage.Open(storage.Config{Backend: "bolt", Path: path})
 	if err != nil {
 		t.Fatalf("Open after the holder closed: %v", err)
 	}
@@ -104,7 +119,7 @@ func TestBoltSweep(t *testing.T) {
 	// More expired keys than one sweep batch, across two namespaces, plus live ones and a
 	// record too short to hold a header.
 	past := time.Now().Add(-time.Second).UnixNano()
-	err = st.db.Update(func(tx *bolt.Tx) error {
+	err = st.db.Update(func(tx *bbolt.Tx) error {
 		for _, ns := range []string{"one", "two"} {
 			b, err := tx.CreateBucketIfNotExists([]byte(ns))
 			if err != nil {
@@ -135,7 +150,7 @@ func TestBoltSweep(t *testing.T) {
 	}
 	for _, ns := range []string{"one", "two"} {
 		var keys []string
-		st.db.View(func(tx *bolt.Tx) error {
+		st.db.View(func(tx *bbolt.Tx) error {
 			return tx.Bucket([]byte(ns)).ForEach(func(k, _ []byte) error {
 				keys = append(keys, string(k))
 				return nil
@@ -161,7 +176,7 @@ func TestBoltExpiredReadDeletes(t *testing.T) {
 	if _, found, err := st.Get(ctx, "ns", "k"); found || err != nil {
 		t.Fatalf("Get expired: %v, %v", found, err)
 	}
-	st.db.View(func(tx *bolt.Tx) error {
+	st.db.View(func(tx *bbolt.Tx) error {
 		if v := tx.Bucket([]byte("ns")).Get([]byte("k")); v != nil {
 			t.Errorf("expired key still stored after Get: %q", v)
 		}
@@ -194,11 +209,11 @@ func TestBoltGroupCommitIsolation(t *testing.T) {
 						t.Error(err)
 					}
 				case 1:
-					if _, err := st.Incr(ctx, "ns", "text", 1, 0); !errors.Is(err, ErrNotInteger) {
+					if _, err := st.Incr(ctx, "ns", "text", 1, 0); !errors.Is(err, storage.ErrNotInteger) {
 						t.Errorf("Incr on text: %v", err)
 					}
 				case 2:
-					err := st.write(ctx, func(tx *bolt.Tx) error {
+					err := st.write(ctx, func(tx *bbolt.Tx) error {
 						if err := tx.Bucket([]byte("ns")).Put([]byte("failed"), encodeBolt([]byte(`1`), 0)); err != nil {
 							return err
 						}

@@ -1,4 +1,11 @@
-package storage
+// Package bolt is the "bolt" storage backend, luahost's default: a go.etcd.io/bbolt file on
+// disk, one bucket per namespace. A program enables it by importing the package for its side
+// effect, which registers it with engine/storage:
+//
+//	import _ "github.com/luahost/luahost/engine/storage/bolt"
+//
+// and then opens it with storage.Open(storage.Config{Backend: "bolt", Path: ...}).
+package bolt
 
 import (
 	"bytes"
@@ -9,12 +16,19 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/luahost/luahost/engine/storage"
 )
+
+func init() {
+	storage.Register("bolt", func(cfg storage.Config) (storage.Store, error) { return openBolt(cfg.Path) })
+}
 
 var (
 	// boltLockTimeout is how long Open waits for another process's lock on the file.
@@ -34,7 +48,7 @@ const boltHeader = 8
 // expiry. Expired keys read as missing and are deleted when met, and by a periodic sweep
 // whose goroutine Close stops.
 type boltStore struct {
-	db     *bolt.DB
+	db     *bbolt.DB
 	path   string
 	writes chan *boltWrite // unbuffered: a write sent is a write the committer answers
 	stop   chan struct{}
@@ -48,7 +62,7 @@ type boltStore struct {
 // anything before deciding on a usage error, which it reports through its closure, returning
 // nil; a returned error is a bolt failure that aborts the transaction.
 type boltWrite struct {
-	fn   func(*bolt.Tx) error
+	fn   func(*bbolt.Tx) error
 	done chan error
 }
 
@@ -64,7 +78,7 @@ func openBolt(path string) (*boltStore, error) {
 			return nil, fmt.Errorf("storage: bolt database %s: create directory: %w", path, err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: boltLockTimeout})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("storage: bolt database %s is locked by another process", path)
@@ -81,13 +95,13 @@ func openBolt(path string) (*boltStore, error) {
 // write runs fn in a write transaction. Writes that arrive while a transaction is committing
 // are grouped into the next one: bolt fsyncs on every commit, so concurrent writers share the
 // cost instead of queueing for it one by one.
-func (s *boltStore) write(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *boltStore) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	w := &boltWrite{fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
 		return <-w.done
 	case <-s.stop:
-		return ErrClosed
+		return storage.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -117,7 +131,7 @@ func (s *boltStore) committer() {
 }
 
 func (s *boltStore) commit(group []*boltWrite) {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, w := range group {
 			if err := w.fn(tx); err != nil {
 				return err
@@ -155,13 +169,13 @@ func decodeBolt(rec []byte) (value []byte, exp int64, ok bool) {
 
 func (s *boltStore) wrap(op, key string, err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		err = ErrClosed
+		err = storage.ErrClosed
 	}
 	return fmt.Errorf("storage: bolt %s %q: %w", op, key, err)
 }
 
 func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
-	if err := check(ctx, ns, key, 0); err != nil {
+	if err := storage.CheckArgs(ctx, ns, key, 0); err != nil {
 		return nil, false, err
 	}
 	var (
@@ -170,7 +184,7 @@ func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, erro
 		stale bool
 	)
 	now := time.Now().UnixNano()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(ns))
 		if b == nil {
 			return nil
@@ -180,7 +194,7 @@ func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, erro
 			return nil
 		}
 		v, exp, ok := decodeBolt(rec)
-		if !ok || expired(exp, now) {
+		if !ok || storage.Expired(exp, now) {
 			stale = true
 			return nil
 		}
@@ -193,12 +207,12 @@ func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, erro
 	}
 	if stale {
 		// Delete lazily; re-check inside the write transaction in case it was set meanwhile.
-		err := s.write(bg(ctx), func(tx *bolt.Tx) error {
+		err := s.write(ctx, func(tx *bbolt.Tx) error {
 			b := tx.Bucket([]byte(ns))
 			if b == nil {
 				return nil
 			}
-			if _, exp, ok := decodeBolt(b.Get([]byte(key))); !ok || expired(exp, now) {
+			if _, exp, ok := decodeBolt(b.Get([]byte(key))); !ok || storage.Expired(exp, now) {
 				return b.Delete([]byte(key))
 			}
 			return nil
@@ -211,15 +225,15 @@ func (s *boltStore) Get(ctx context.Context, ns, key string) ([]byte, bool, erro
 }
 
 func (s *boltStore) Set(ctx context.Context, ns, key string, value []byte, ttl time.Duration) error {
-	if err := check(ctx, ns, key, ttl); err != nil {
+	if err := storage.CheckArgs(ctx, ns, key, ttl); err != nil {
 		return err
 	}
-	err := s.write(bg(ctx), func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(ns))
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(key), encodeBolt(value, expiryAt(time.Now(), ttl)))
+		return b.Put([]byte(key), encodeBolt(value, storage.ExpiryAt(time.Now(), ttl)))
 	})
 	if err != nil {
 		return s.wrap("set", key, err)
@@ -228,10 +242,10 @@ func (s *boltStore) Set(ctx context.Context, ns, key string, value []byte, ttl t
 }
 
 func (s *boltStore) Delete(ctx context.Context, ns, key string) error {
-	if err := check(ctx, ns, key, 0); err != nil {
+	if err := storage.CheckArgs(ctx, ns, key, 0); err != nil {
 		return err
 	}
-	err := s.write(bg(ctx), func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(ns))
 		if b == nil {
 			return nil
@@ -245,12 +259,12 @@ func (s *boltStore) Delete(ctx context.Context, ns, key string) error {
 }
 
 func (s *boltStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.Duration) (int64, error) {
-	if err := check(ctx, ns, key, ttl); err != nil {
+	if err := storage.CheckArgs(ctx, ns, key, ttl); err != nil {
 		return 0, err
 	}
 	var n int64
 	var usage error
-	err := s.write(bg(ctx), func(tx *bolt.Tx) error {
+	err := s.write(ctx, func(tx *bbolt.Tx) error {
 		now := time.Now()
 		b := tx.Bucket([]byte(ns))
 		var old []byte
@@ -259,13 +273,13 @@ func (s *boltStore) Incr(ctx context.Context, ns, key string, by int64, ttl time
 		if b != nil {
 			old, exp, exists = decodeBolt(b.Get([]byte(key)))
 		}
-		if exists && expired(exp, now.UnixNano()) {
+		if exists && storage.Expired(exp, now.UnixNano()) {
 			exists = false
 		}
 		if !exists {
-			exp = expiryAt(now, ttl)
+			exp = storage.ExpiryAt(now, ttl)
 		}
-		n, usage = incrValue(key, old, exists, by)
+		n, usage = storage.Increment(key, old, exists, by)
 		if usage != nil {
 			return nil // nothing written; the shared transaction goes on
 		}
@@ -287,15 +301,12 @@ func (s *boltStore) Incr(ctx context.Context, ns, key string, by int64, ttl time
 }
 
 func (s *boltStore) List(ctx context.Context, ns, prefix string) ([]string, error) {
-	if err := validateNS(ns); err != nil {
-		return nil, err
-	}
-	if err := ctxErr(ctx); err != nil {
+	if err := storage.CheckNamespace(ctx, ns); err != nil {
 		return nil, err
 	}
 	keys := []string{}
 	now := time.Now().UnixNano()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(ns))
 		if b == nil {
 			return nil
@@ -303,11 +314,11 @@ func (s *boltStore) List(ctx context.Context, ns, prefix string) ([]string, erro
 		p := []byte(prefix)
 		c := b.Cursor()
 		for k, rec := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, rec = c.Next() {
-			if _, exp, ok := decodeBolt(rec); !ok || expired(exp, now) {
+			if _, exp, ok := decodeBolt(rec); !ok || storage.Expired(exp, now) {
 				continue
 			}
 			keys = append(keys, string(k))
-			if len(keys) == MaxListKeys {
+			if len(keys) == storage.MaxListKeys {
 				break
 			}
 		}
@@ -317,6 +328,133 @@ func (s *boltStore) List(ctx context.Context, ns, prefix string) ([]string, erro
 		return nil, s.wrap("list", prefix, err)
 	}
 	return keys, nil
+}
+
+// live returns the value at key in b (which may be nil) unless it is missing or expired.
+func live(b *bbolt.Bucket, key string, now int64) ([]byte, bool) {
+	if b == nil {
+		return nil, false
+	}
+	v, exp, ok := decodeBolt(b.Get([]byte(key)))
+	if !ok || storage.Expired(exp, now) {
+		return nil, false
+	}
+	return v, true
+}
+
+// put stores value at key with its expiry, or deletes key when value is nil.
+func put(tx *bbolt.Tx, ns, key string, value []byte, ttl time.Duration, now time.Time) error {
+	if value == nil {
+		if b := tx.Bucket([]byte(ns)); b != nil {
+			return b.Delete([]byte(key))
+		}
+		return nil
+	}
+	b, err := tx.CreateBucketIfNotExists([]byte(ns))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), encodeBolt(value, storage.ExpiryAt(now, ttl)))
+}
+
+func (s *boltStore) SetIfAbsent(ctx context.Context, ns, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := storage.CheckArgs(ctx, ns, key, ttl); err != nil {
+		return false, err
+	}
+	if value == nil {
+		value = []byte{} // as Set: nil stores an empty value
+	}
+	var set bool
+	err := s.write(ctx, func(tx *bbolt.Tx) error {
+		now := time.Now()
+		if _, ok := live(tx.Bucket([]byte(ns)), key, now.UnixNano()); ok {
+			set = false
+			return nil
+		}
+		set = true
+		return put(tx, ns, key, value, ttl, now)
+	})
+	if err != nil {
+		return false, s.wrap("setifabsent", key, err)
+	}
+	return set, nil
+}
+
+func (s *boltStore) CompareAndSwap(ctx context.Context, ns, key string, old, new []byte, ttl time.Duration) (bool, error) {
+	if err := storage.CheckArgs(ctx, ns, key, ttl); err != nil {
+		return false, err
+	}
+	var swapped bool
+	err := s.write(ctx, func(tx *bbolt.Tx) error {
+		now := time.Now()
+		cur, ok := live(tx.Bucket([]byte(ns)), key, now.UnixNano())
+		swapped = ok == (old != nil) && bytes.Equal(cur, old)
+		if !swapped {
+			return nil
+		}
+		return put(tx, ns, key, new, ttl, now)
+	})
+	if err != nil {
+		return false, s.wrap("compareandswap", key, err)
+	}
+	return swapped, nil
+}
+
+// Txn runs fn inside the write transaction, which bolt grants to one writer at a time: the
+// keys cannot change while fn runs, so it runs once (again only if the shared transaction
+// fails and each write is redone alone). fn runs on the committer goroutine; its panic is
+// carried back and raised again in the caller's.
+func (s *boltStore) Txn(ctx context.Context, ns string, keys []string, fn storage.TxnFunc) error {
+	keys, err := storage.CheckKeys(ctx, ns, keys)
+	if err != nil {
+		return err
+	}
+	var (
+		usage    error
+		panicked *txnPanic
+	)
+	err = s.write(ctx, func(tx *bbolt.Tx) error {
+		usage, panicked = nil, nil
+		b := tx.Bucket([]byte(ns))
+		now := time.Now()
+		vals := make(map[string][]byte, len(keys))
+		for _, k := range keys {
+			if v, ok := live(b, k, now.UnixNano()); ok {
+				vals[k] = append([]byte{}, v...) // v is only valid inside the transaction
+			}
+		}
+		var writes map[string]storage.Write
+		writes, panicked, usage = callTxn(fn, keys, vals)
+		if usage != nil || panicked != nil {
+			return nil // nothing written; the shared transaction goes on
+		}
+		for k, w := range writes {
+			if err := put(tx, ns, k, w.Value, w.TTL, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if panicked != nil {
+		panic(panicked.v)
+	}
+	if err != nil {
+		return s.wrap("txn", strings.Join(keys, " "), err)
+	}
+	return usage
+}
+
+type txnPanic struct{ v any }
+
+// callTxn calls fn, turning a panic into a value: the committer goroutine must survive it.
+func callTxn(fn storage.TxnFunc, keys []string, vals map[string][]byte) (writes map[string]storage.Write, p *txnPanic, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = &txnPanic{r}
+		}
+	}()
+	writes, err = fn.Call(keys, vals)
+	return writes, nil, err
 }
 
 func (s *boltStore) sweeper() {
@@ -346,10 +484,10 @@ func (s *boltStore) sweep() error {
 		}
 		now := time.Now().UnixNano()
 		var batch []boltKey
-		err := s.db.View(func(tx *bolt.Tx) error {
-			return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
 				return b.ForEach(func(k, rec []byte) error {
-					if _, exp, ok := decodeBolt(rec); !ok || expired(exp, now) {
+					if _, exp, ok := decodeBolt(rec); !ok || storage.Expired(exp, now) {
 						batch = append(batch, boltKey{append([]byte{}, name...), append([]byte{}, k...)})
 						if len(batch) == boltSweepBatch {
 							return errBatchFull
@@ -365,13 +503,13 @@ func (s *boltStore) sweep() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.db.Update(func(tx *bbolt.Tx) error {
 			for _, bk := range batch {
 				b := tx.Bucket(bk.ns)
 				if b == nil {
 					continue
 				}
-				if _, exp, ok := decodeBolt(b.Get(bk.key)); !ok || expired(exp, now) {
+				if _, exp, ok := decodeBolt(b.Get(bk.key)); !ok || storage.Expired(exp, now) {
 					if err := b.Delete(bk.key); err != nil {
 						return err
 					}
