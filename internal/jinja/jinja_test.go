@@ -199,7 +199,7 @@ var renderCases = []renderCase{
 		vars:  map[string]any{"name": "<b>"}, want: "<title>Mine - Default</title><body>Hi &lt;b&gt;</body>"},
 	{name: "three levels of extends", src: "{% extends 'mid.txt' %}{% block b %}child({{ super() }}){% endblock %}",
 		files: map[string]string{"mid.txt": "{% extends 'base.txt' %}{% block b %}mid({{ super() }}){% endblock %}", "base.txt": "[{% block b %}base{% endblock %}|{% block c %}C{% endblock %}]"},
-		want: "[child(mid(base))|C]"},
+		want:  "[child(mid(base))|C]"},
 	{name: "top-level set in a child", src: "{% extends 'base.txt' %}{% set who = 'x' %}{% block body %}{{ who }}{% endblock %}",
 		files: map[string]string{"base.txt": "<{% block body %}{% endblock %}>"}, want: "<x>"},
 	{name: "child text outside blocks is dropped", src: "{% extends 'base.txt' %}ignored{% block body %}B{% endblock %}ignored too",
