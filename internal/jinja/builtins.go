@@ -7,22 +7,25 @@ import (
 	"unicode"
 )
 
-type testFunc func(v any, args []any) (bool, error)
+type testFunc func(r *renderer, v any, args []any) (bool, error)
 
 // tests are the "x is name" tests.
 var tests map[string]testFunc
 
 func init() {
-	oneArg := func(f func(v, arg any) (bool, error)) testFunc {
-		return func(v any, args []any) (bool, error) {
+	withR := func(f func(r *renderer, v, arg any) (bool, error)) testFunc {
+		return func(r *renderer, v any, args []any) (bool, error) {
 			if len(args) != 1 {
 				return false, fmt.Errorf("takes one argument (%d given)", len(args))
 			}
-			return f(v, args[0])
+			return f(r, v, args[0])
 		}
 	}
+	oneArg := func(f func(v, arg any) (bool, error)) testFunc {
+		return withR(func(_ *renderer, v, arg any) (bool, error) { return f(v, arg) })
+	}
 	noArg := func(f func(v any) bool) testFunc {
-		return func(v any, args []any) (bool, error) {
+		return func(_ *renderer, v any, args []any) (bool, error) {
 			if len(args) != 0 {
 				return false, errors.New("takes no arguments")
 			}
@@ -35,15 +38,18 @@ func init() {
 			return err == nil && want(c), err
 		})
 	}
-	eq := oneArg(func(v, arg any) (bool, error) { return equal(v, arg), nil })
-	ne := oneArg(func(v, arg any) (bool, error) { return !equal(v, arg), nil })
+	eq := withR(func(r *renderer, v, arg any) (bool, error) { return r.equal(v, arg) })
+	ne := withR(func(r *renderer, v, arg any) (bool, error) {
+		eq, err := r.equal(v, arg)
+		return !eq, err
+	})
 	lt := order(func(c int) bool { return c < 0 })
 	le := order(func(c int) bool { return c <= 0 })
 	gt := order(func(c int) bool { return c > 0 })
 	ge := order(func(c int) bool { return c >= 0 })
 	isInt := func(v any) bool { _, ok := v.(int64); return ok }
 	parity := func(want int64) testFunc {
-		return func(v any, args []any) (bool, error) {
+		return func(_ *renderer, v any, args []any) (bool, error) {
 			if len(args) != 0 {
 				return false, errors.New("takes no arguments")
 			}
@@ -97,7 +103,7 @@ func init() {
 		}),
 		"lower": noArg(func(v any) bool { s, ok := v.(string); return ok && s == strings.ToLower(s) }),
 		"upper": noArg(func(v any) bool { s, ok := v.(string); return ok && s == strings.ToUpper(s) }),
-		"in":    oneArg(func(v, arg any) (bool, error) { return containsValue(arg, v) }),
+		"in":    withR(func(r *renderer, v, arg any) (bool, error) { return r.contains(arg, v) }),
 		"eq":    eq, "equalto": eq, "==": eq,
 		"ne": ne, "!=": ne,
 		"lt": lt, "lessthan": lt, "<": lt,

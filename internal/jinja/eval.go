@@ -1,11 +1,13 @@
 package jinja
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"strings"
+	"unicode/utf8"
 )
 
 // output is a render's text, capped at the output limit.
@@ -60,6 +62,7 @@ type stackEntry struct {
 
 // renderer is the state of one Render call; it is not shared.
 type renderer struct {
+	ctx        context.Context
 	set        *templateSet
 	opts       Options
 	steps      int
@@ -97,17 +100,121 @@ func (r *renderer) wrap(line int, err error) error {
 		e.Err = ErrTooManySteps
 	case errors.Is(err, ErrTooDeep):
 		e.Err = ErrTooDeep
+	case errors.Is(err, context.Canceled):
+		e.Err = context.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Err = context.DeadlineExceeded
 	}
 	return e
 }
 
 // step counts work; n is how many units (loop items, list elements).
 func (r *renderer) step(n int) error {
+	before := r.steps
 	r.steps += n
 	if r.steps > r.opts.MaxSteps || n < 0 {
 		return fmt.Errorf("%w: more than %d (a loop or a range too long?)", ErrTooManySteps, r.opts.MaxSteps)
 	}
+	if before/ctxCheckSteps != r.steps/ctxCheckSteps && r.ctx != nil {
+		if err := r.ctx.Err(); err != nil {
+			return fmt.Errorf("render stopped: %w", err)
+		}
+	}
 	return nil
+}
+
+// ctxCheckSteps is how often (in steps) a render looks at its context.
+const ctxCheckSteps = 4096
+
+// bytesPerStep is how many bytes of string work count as one step, and
+// elementsPerStep how many list or map elements, so a loop that scans a
+// large value on every pass is bounded by MaxSteps too.
+const (
+	bytesPerStep    = 32
+	elementsPerStep = 4
+)
+
+// chargeBytes counts the work of an operation on its operands: their
+// length for strings, their element count for lists and maps.
+func (r *renderer) chargeBytes(vals ...any) error {
+	n := 0
+	for _, v := range vals {
+		switch x := v.(type) {
+		case string:
+			n += len(x)
+		case Markup:
+			n += len(x)
+		case []any:
+			n += len(x) * (bytesPerStep / elementsPerStep)
+		case map[string]any:
+			n += len(x) * (bytesPerStep / elementsPerStep)
+		}
+	}
+	if n < bytesPerStep {
+		return nil
+	}
+	return r.step(n / bytesPerStep)
+}
+
+// stringify is str() for output and string operations: a list or map is
+// written out with its elements counted as steps (a nested value can hold
+// far more elements than it took steps to build).
+func (r *renderer) stringify(v any) (string, error) {
+	if !isContainer(v) {
+		return str(v), nil
+	}
+	b := &sizeLimitedBuilder{max: r.opts.MaxOutputBytes, maxElems: r.elemBudget()}
+	writeRepr(b, v, 0)
+	if b.err != nil {
+		if errors.Is(b.err, ErrTooManySteps) {
+			return "", r.step(b.elems)
+		}
+		return "", b.err
+	}
+	return b.String(), r.step(b.elems / elementsPerStep)
+}
+
+func isContainer(v any) bool {
+	switch v.(type) {
+	case []any, map[string]any:
+		return true
+	}
+	return false
+}
+
+// elemBudget is how many list or map elements the remaining steps allow.
+func (r *renderer) elemBudget() int {
+	left := r.opts.MaxSteps - r.steps
+	if left < 0 {
+		left = 0
+	}
+	return (left + 1) * elementsPerStep
+}
+
+// equal and contains compare within the remaining steps, and count the
+// elements they compared.
+func (r *renderer) equal(a, b any) (bool, error) {
+	start := r.elemBudget()
+	budget := start
+	eq := equal(a, b, &budget)
+	return eq, r.settle(start, budget)
+}
+
+func (r *renderer) contains(container, item any) (bool, error) {
+	start := r.elemBudget()
+	budget := start
+	ok, err := containsValue(container, item, &budget)
+	if err != nil {
+		return false, err
+	}
+	return ok, r.settle(start, budget)
+}
+
+func (r *renderer) settle(start, left int) error {
+	if left < 0 {
+		return r.step(start + 1)
+	}
+	return r.step((start - left) / elementsPerStep)
 }
 
 // checkLen refuses to build a string or list larger than the output limit.
@@ -281,10 +388,16 @@ func (r *renderer) node(n node, sc *scope, out *output) error {
 
 func (r *renderer) writeValue(v any, out *output) error {
 	if m, ok := v.(Markup); ok {
+		if err := r.chargeBytes(m); err != nil {
+			return err
+		}
 		return out.write(string(m))
 	}
-	s, err := strLimited(v, r.opts.MaxOutputBytes)
+	s, err := r.stringify(v)
 	if err != nil {
+		return err
+	}
+	if err := r.chargeBytes(s); err != nil {
 		return err
 	}
 	if r.autoescape {
@@ -558,6 +671,9 @@ func (r *renderer) eval(x expr, sc *scope) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := r.chargeBytes(v); err != nil {
+			return nil, r.wrap(x.line, err)
+		}
 		res, err := getItem(v, k)
 		return res, r.wrap(x.line, err)
 	case *sliceExpr:
@@ -570,6 +686,11 @@ func (r *renderer) eval(x expr, sc *scope) (any, error) {
 		args, kwargs, err := r.evalArgs(x.args, x.kwargs, sc)
 		if err != nil {
 			return nil, err
+		}
+		if m, ok := fn.(*method); ok {
+			if err := r.chargeBytes(append([]any{m.recv}, args...)...); err != nil {
+				return nil, r.wrap(x.line, err)
+			}
 		}
 		switch f := fn.(type) {
 		case callable:
@@ -587,6 +708,14 @@ func (r *renderer) eval(x expr, sc *scope) (any, error) {
 		args, kwargs, err := r.evalArgs(x.args, x.kwargs, sc)
 		if err != nil {
 			return nil, err
+		}
+		if isContainer(v) && stringInput[x.name] {
+			if v, err = r.stringify(v); err != nil {
+				return nil, r.wrap(x.line, err)
+			}
+		}
+		if err := r.chargeBytes(append([]any{v}, args...)...); err != nil {
+			return nil, r.wrap(x.line, err)
 		}
 		res, err := filters[x.name](r, v, args, kwargs)
 		if err != nil {
@@ -606,7 +735,10 @@ func (r *renderer) eval(x expr, sc *scope) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		ok, err := tests[x.name](v, args)
+		if err := r.chargeBytes(append([]any{v}, args...)...); err != nil {
+			return nil, r.wrap(x.line, err)
+		}
+		ok, err := tests[x.name](r, v, args)
 		if err != nil {
 			return nil, r.wrap(x.line, fmt.Errorf("test %s: %w", x.name, err))
 		}
@@ -639,6 +771,9 @@ func (r *renderer) eval(x expr, sc *scope) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := r.chargeBytes(a, b); err != nil {
+			return nil, r.wrap(x.line, err)
+		}
 		res, err := r.arith(x.op, a, b)
 		return res, r.wrap(x.line, err)
 	case *compareExpr:
@@ -651,7 +786,15 @@ func (r *renderer) eval(x expr, sc *scope) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			ok, err := compareOp(op, a, b)
+			if err := r.chargeBytes(a, b); err != nil {
+				return nil, r.wrap(x.line, err)
+			}
+			if list, isList := b.([]any); isList && (op == "in" || op == "not in") {
+				if err := r.step(len(list)); err != nil {
+					return nil, r.wrap(x.line, err)
+				}
+			}
+			ok, err := r.compareOp(op, a, b)
 			if err != nil {
 				return nil, r.wrap(x.line, err)
 			}
@@ -756,14 +899,19 @@ func getItem(v, key any) (any, error) {
 			}
 			return norm(list[i]), nil
 		}
-		runes := []rune(str(x))
+		s, want := str(x), i
 		if i < 0 {
-			i += int64(len(runes))
+			i += int64(utf8.RuneCountInString(s))
 		}
-		if i < 0 || i >= int64(len(runes)) {
-			return &undefined{desc: fmt.Sprintf("string index %d is out of range", i)}, nil
+		if i >= 0 {
+			for _, c := range s {
+				if i == 0 {
+					return string(c), nil
+				}
+				i--
+			}
 		}
-		return string(runes[i]), nil
+		return &undefined{desc: fmt.Sprintf("string index %d is out of range", want)}, nil
 	case *loopState:
 		if s, ok := key.(string); ok {
 			return getAttr(v, s)
@@ -836,6 +984,9 @@ func (r *renderer) slice(x *sliceExpr, sc *scope) (any, error) {
 		return nil, r.errorf(x.line, "%s, so it cannot be sliced", s.desc)
 	default:
 		return nil, r.errorf(x.line, "%s cannot be sliced", typeName(v))
+	}
+	if err := r.chargeBytes(v); err != nil {
+		return nil, r.wrap(x.line, err)
 	}
 	idx := sliceIndices(n, bounds[0], bounds[1], step)
 	if err := r.step(len(idx)); err != nil {

@@ -56,6 +56,14 @@ func init() {
 	}
 }
 
+// stringInput are the filters that work on their value as a string: a list
+// or map given to them is turned into its string first (see stringify).
+var stringInput = map[string]bool{
+	"capitalize": true, "e": true, "escape": true, "format": true, "localpart_from_email": true,
+	"lower": true, "replace": true, "safe": true, "string": true, "title": true, "trim": true,
+	"truncate": true, "upper": true, "wordcount": true,
+}
+
 type requiredMarker struct{}
 
 // required marks a parameter without a default in bind.
@@ -274,7 +282,7 @@ func filterJoin(r *renderer, v any, args []any, kwargs map[string]any) (any, err
 				b.add(str(a[0]))
 			}
 		}
-		s, err := strLimited(item, r.opts.MaxOutputBytes)
+		s, err := r.stringify(item)
 		if err != nil {
 			return nil, err
 		}
@@ -350,7 +358,7 @@ func filterFormat(r *renderer, v any, args []any, kwargs map[string]any) (any, e
 		fargs = []any{}
 	}
 	_, isMarkup := v.(Markup)
-	s, err := pyFormat(str(v), fargs, isMarkup, r.opts.MaxOutputBytes)
+	s, err := pyFormat(str(v), fargs, isMarkup, r.opts.MaxOutputBytes, r.stringify)
 	if err != nil {
 		return nil, err
 	}

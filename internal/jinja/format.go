@@ -18,7 +18,7 @@ const maxWidth = 10000
 // format filter): args is a list (a tuple), a map (for %(name)s) or one
 // value. With escapeArgs (the format string is Markup), %s and %r escape
 // arguments that are not Markup themselves.
-func pyFormat(format string, args any, escapeArgs bool, max int) (string, error) {
+func pyFormat(format string, args any, escapeArgs bool, max int, toStr func(any) (string, error)) (string, error) {
 	var tuple []any
 	mapping, isMap := args.(map[string]any)
 	switch x := args.(type) {
@@ -99,7 +99,7 @@ func pyFormat(format string, args any, escapeArgs bool, max int) (string, error)
 			arg = norm(tuple[next])
 			next++
 		}
-		s, err := formatOne(verb, flags, width, prec, arg, escapeArgs)
+		s, err := formatOne(verb, flags, width, prec, arg, escapeArgs, toStr)
 		if err != nil {
 			return "", err
 		}
@@ -130,14 +130,24 @@ func formatNumber(format string, i int) (int, int, error) {
 	return n, i, nil
 }
 
-func formatOne(verb byte, flags string, width, prec int, arg any, escapeArgs bool) (string, error) {
+func formatOne(verb byte, flags string, width, prec int, arg any, escapeArgs bool, toStr func(any) (string, error)) (string, error) {
 	var s string
 	switch verb {
 	case 's', 'r', 'a':
-		if verb == 's' {
-			s = str(arg)
-		} else {
-			s = repr(arg)
+		switch arg.(type) {
+		case []any, map[string]any:
+			// str and repr of a container are the same; toStr counts its
+			// elements.
+			var err error
+			if s, err = toStr(arg); err != nil {
+				return "", err
+			}
+		default:
+			if verb == 's' {
+				s = str(arg)
+			} else {
+				s = repr(arg)
+			}
 		}
 		if escapeArgs {
 			if _, ok := arg.(Markup); !ok {

@@ -16,6 +16,7 @@
 package jinja
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -154,7 +155,14 @@ func (t *Template) Name() string { return t.p.name }
 // numbers, []any and map[string]any (what Lua tables convert to), nested.
 // A map's keys are visited in sorted order.
 func (t *Template) Render(vars map[string]any) (string, error) {
+	return t.RenderContext(context.Background(), vars)
+}
+
+// RenderContext is Render that also stops, with ctx's error, when ctx is
+// done (checked every few thousand steps).
+func (t *Template) RenderContext(ctx context.Context, vars map[string]any) (string, error) {
 	r := newRenderer(t.set)
+	r.ctx = ctx
 	r.stack = []stackEntry{{name: t.p.name}}
 	root := &scope{vars: t.set.opts.Globals}
 	user := &scope{vars: vars, parent: root}

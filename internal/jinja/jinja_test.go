@@ -283,6 +283,36 @@ func TestAgainstJinja2(t *testing.T) {
 			cases = append(cases, c)
 		}
 	}
+	// The renewal email's folder, with the vars of each golden file.
+	renewalFiles := map[string]string{}
+	root := filepath.Join("testdata", "renewal")
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(path, "want") {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(root, path)
+		renewalFiles[filepath.ToSlash(rel)] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for variant, vars := range renewalVars {
+		for _, name := range []string{"account_renewal.html", "account_renewal.txt"} {
+			files := map[string]string{}
+			for k, v := range renewalFiles {
+				if k != name {
+					files[k] = v
+				}
+			}
+			want, err := os.ReadFile(filepath.Join(root, "want", strings.Replace(name, "account_renewal", variant, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cases = append(cases, renderCase{name: variant + " " + name, file: name, src: renewalFiles[name], files: files, vars: vars, want: string(want)})
+		}
+	}
 	var in []oracleCase
 	for _, c := range cases {
 		files := map[string]string{c.fileName(): c.src}
@@ -328,6 +358,8 @@ func TestAgainstJinja2(t *testing.T) {
 			t.Errorf("%s: Jinja2 renders %q but we fail: %v", c.name, *res.Out, err)
 		case res.Out != nil && *res.Out != got:
 			t.Errorf("%s: Jinja2 renders\n%q\nwe render\n%q", c.name, *res.Out, got)
+		case res.Out != nil && c.wantErr == "" && *res.Out != c.want:
+			t.Errorf("%s: Jinja2 renders\n%q\nthe test wants\n%q", c.name, *res.Out, c.want)
 		}
 	}
 }

@@ -42,16 +42,17 @@ func operandError(op string, a, b any) error {
 	return fmt.Errorf("unsupported operand types for %s: %s and %s", op, typeName(a), typeName(b))
 }
 
-func compareOp(op string, a, b any) (bool, error) {
+func (r *renderer) compareOp(op string, a, b any) (bool, error) {
 	switch op {
 	case "==":
-		return equal(a, b), nil
+		return r.equal(a, b)
 	case "!=":
-		return !equal(a, b), nil
+		eq, err := r.equal(a, b)
+		return !eq, err
 	case "in":
-		return containsValue(b, a)
+		return r.contains(b, a)
 	case "not in":
-		ok, err := containsValue(b, a)
+		ok, err := r.contains(b, a)
 		return !ok, err
 	}
 	if u, ok := a.(*undefined); ok {
@@ -111,7 +112,7 @@ func (r *renderer) arith(op string, a, b any) (any, error) {
 	case "%":
 		if isStringish(a) {
 			_, isMarkup := a.(Markup)
-			s, err := pyFormat(str(a), b, isMarkup, r.opts.MaxOutputBytes)
+			s, err := pyFormat(str(a), b, isMarkup, r.opts.MaxOutputBytes, r.stringify)
 			if err != nil {
 				return nil, err
 			}
@@ -160,11 +161,11 @@ func (r *renderer) repeat(v any, n int64) (any, error) {
 // side makes the result Markup with the other side escaped (Jinja's
 // markup_join); otherwise it is a plain string, escaped when printed.
 func (r *renderer) concat(a, b any) (any, error) {
-	sa, err := strLimited(a, r.opts.MaxOutputBytes)
+	sa, err := r.stringify(a)
 	if err != nil {
 		return nil, err
 	}
-	sb, err := strLimited(b, r.opts.MaxOutputBytes)
+	sb, err := r.stringify(b)
 	if err != nil {
 		return nil, err
 	}

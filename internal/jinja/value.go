@@ -164,8 +164,18 @@ const maxReprDepth = 64
 // the output limit.
 type sizeLimitedBuilder struct {
 	strings.Builder
-	max int
-	err error
+	max      int
+	elems    int // list and map elements written
+	maxElems int // 0: no limit
+	err      error
+}
+
+// element counts one list or map element against maxElems.
+func (b *sizeLimitedBuilder) element() {
+	b.elems++
+	if b.maxElems > 0 && b.elems > b.maxElems && b.err == nil {
+		b.err = ErrTooManySteps
+	}
 }
 
 func (b *sizeLimitedBuilder) add(s string) {
@@ -317,6 +327,7 @@ func writeRepr(b *sizeLimitedBuilder, v any, depth int) {
 			if i > 0 {
 				b.add(", ")
 			}
+			b.element()
 			writeRepr(b, norm(item), depth+1)
 			if b.err != nil {
 				return
@@ -329,6 +340,7 @@ func writeRepr(b *sizeLimitedBuilder, v any, depth int) {
 			if i > 0 {
 				b.add(", ")
 			}
+			b.element()
 			b.add(pyRepr(k) + ": ")
 			writeRepr(b, norm(x[k]), depth+1)
 			if b.err != nil {
@@ -420,11 +432,11 @@ func isStringish(v any) bool {
 }
 
 // equal is Python's == for engine values: numbers compare by value, a string
-// equals a Markup with the same text, lists and maps compare deeply (within
-// a budget of element comparisons, so cyclic values cannot make it hang).
-func equal(a, b any) bool {
-	budget := 100_000
-	return equalN(a, b, 0, &budget)
+// equals a Markup with the same text, lists and maps compare deeply. Each
+// element compared takes one from budget; when it runs out, equal reports
+// false and the caller reports the limit.
+func equal(a, b any, budget *int) bool {
+	return equalN(a, b, 0, budget)
 }
 
 func equalN(a, b any, depth int, budget *int) bool {
@@ -518,7 +530,7 @@ func cmpInt(x, y int64) int {
 }
 
 // contains is Python's "in".
-func containsValue(container, item any) (bool, error) {
+func containsValue(container, item any, budget *int) (bool, error) {
 	switch c := norm(container).(type) {
 	case string, Markup:
 		if !isStringish(item) {
@@ -527,8 +539,11 @@ func containsValue(container, item any) (bool, error) {
 		return strings.Contains(str(c), str(item)), nil
 	case []any:
 		for _, x := range c {
-			if equal(x, item) {
+			if equalN(x, item, 0, budget) {
 				return true, nil
+			}
+			if *budget < 0 {
+				return false, nil
 			}
 		}
 		return false, nil
