@@ -260,7 +260,7 @@ func (r *renderer) renderChain(p *parsed, sc *scope, out *output) error {
 	}
 	err = r.renderChain(parent, sc, out)
 	r.leave()
-	return r.included(err, line)
+	return err
 }
 
 // enter evaluates an include/extends name, loads the template and pushes it
