@@ -2,17 +2,25 @@
 // (ModuleApi.read_templates) unchanged: a subset of Jinja2 large enough for
 // Synapse's and its modules' email and web templates, with Synapse's
 // environment (autoescape for .html/.htm/.xml, the format_ts, mxc_to_http and
-// localpart_from_email filters), bounded so a hostile template can neither
-// hang nor exhaust memory, and confined to one fs.FS.
+// localpart_from_email filters, globals such as server_name), bounded so a
+// hostile template can neither hang nor exhaust memory, and confined to one
+// fs.FS.
 //
-// Supported: {{ }} with filters and tests; literals (strings, numbers, lists,
-// dicts, tuples); . and [] access, slices, calls; arithmetic, ~, comparisons,
-// in, not, and, or, "x if c else y"; {% if/elif/else %}, {% for %} (with
-// unpacking, an "if" filter, {% else %} and loop.*), {% set %} (also the block
-// form), {% include %} (ignore missing, with/without context),
-// {% extends %}/{% block %} with super(), {% raw %}, {# comments #} and
-// whitespace control ({%- -%}). Not supported (a clear error at load time):
-// macros, call blocks, {% filter %}, {% with %}, imports.
+// Supported: {{ }} with filters and "is" tests; literals (strings, numbers,
+// lists, dicts, tuples); . and [] access, slices, calls of a few dict and str
+// methods and of range, dict and super; arithmetic, ~, %-formatting,
+// comparisons, in, not, and, or, "x if c else y"; {% if/elif/else %},
+// {% for %} (unpacking, an "if" filter, {% else %}, loop.index and the rest),
+// {% set %} (also the block form), {% include %} (a list of names, ignore
+// missing, with/without context), {% extends %}/{% block %} with super(),
+// {% raw %}, {# comments #} and whitespace control ({%- -%}). Not supported,
+// reported at load time: macros, call blocks, {% filter %}, {% with %},
+// imports, recursive loops.
+//
+// Differences from Jinja2 a template may notice: a map's keys are visited in
+// sorted order (Lua tables have no order); integers beyond 64 bits become
+// floats; an include cycle is an error even when a condition would have
+// ended it.
 package jinja
 
 import (
@@ -48,12 +56,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Limits a render stops at, with an *Error naming the file and line.
+// The limits a render stops at; the *Error that reports one (naming the file
+// and line) wraps it, for errors.Is.
 var (
 	ErrOutputTooLarge = errors.New("output too large")
 	ErrTooManySteps   = errors.New("too many evaluation steps")
 	ErrTooDeep        = errors.New("templates nested too deeply")
-	errValueTooLarge  = ErrOutputTooLarge
 )
 
 // Options configures loading and rendering; the zero value is usable.

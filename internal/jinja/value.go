@@ -160,8 +160,8 @@ func truthy(v any) bool {
 // maxReprDepth bounds str/repr/== on nested (or cyclic) lists and maps.
 const maxReprDepth = 64
 
-// errTooLarge is returned by the string builders when a value would exceed
-// the output limit.
+// sizeLimitedBuilder builds the string of a value, failing with
+// ErrOutputTooLarge past max bytes and ErrTooManySteps past maxElems.
 type sizeLimitedBuilder struct {
 	strings.Builder
 	max      int
@@ -183,7 +183,7 @@ func (b *sizeLimitedBuilder) add(s string) {
 		return
 	}
 	if b.Len()+len(s) > b.max {
-		b.err = errValueTooLarge
+		b.err = ErrOutputTooLarge
 		return
 	}
 	b.WriteString(s)
