@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -432,12 +433,17 @@ func (e *Engine) openStore() (storage.Store, error) {
 	return st, nil
 }
 
-// storageConfig resolves the storage: section (bolt under data_dir, by
-// default a luahost-data folder beside the config file).
+// storageConfig resolves the storage: section. Without one, api.store is
+// the bolt file under data_dir (a luahost-data folder beside the config
+// file) when the bolt backend is linked (luahost serve links it; an
+// embedder imports engine/storage/bolt), else it lives in memory.
 func storageConfig(cfg *Config) storage.Config {
 	sc := storage.Config{Backend: cfg.Storage.Backend, URL: cfg.Storage.URL}
 	if sc.Backend == "" {
-		sc.Backend = "bolt"
+		sc.Backend = "memory"
+		if slices.Contains(storage.Backends(), "bolt") {
+			sc.Backend = "bolt"
+		}
 	}
 	if sc.Backend == "bolt" {
 		dir := cfg.DataDir
