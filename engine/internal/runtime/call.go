@@ -103,7 +103,10 @@ func (r *Runtime) Invoke(ctx context.Context, c Call) error {
 			return t.err
 		}
 		// Parked: do the host call's Go work here, off the baton.
-		if err := r.hostWork(t); err != nil {
+		parkedCalls.Add(1)
+		err := r.hostWork(t)
+		parkedCalls.Add(-1)
+		if err != nil {
 			// Past the deadline or given up: the coroutine is abandoned
 			// where it stands and a late answer is dropped. t is not
 			// recycled: a host goroutine may still hold its host call.

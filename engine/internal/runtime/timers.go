@@ -22,8 +22,10 @@ func (t *timers) start(f func(quit <-chan struct{})) bool {
 		return false
 	}
 	t.wg.Add(1)
+	liveTimers.Add(1)
 	go func() {
 		defer t.wg.Done()
+		defer liveTimers.Add(-1)
 		f(t.quit)
 	}()
 	return true
