@@ -77,3 +77,58 @@ var mutations = []struct{ from, to, code, msg string }{
 	{"api.store.", "api.stroe.", lint.CodeUnknownAPIMember, "api.stroe is not a module_api member (did you mean api.store?)"},
 	{"api.Codes.", "api.Codes.X", lint.CodeUnknownAPIMember, "api.Codes.X"},
 }
+
+// The whole modules in docs/ (blocks with a top-level `return M`; the
+// other blocks are fragments of a callback) lint clean too.
+func TestDocModulesLintClean(t *testing.T) {
+	env := realEnv(t)
+	pages, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob("../../docs/*/*.md")
+	modules := 0
+	for _, page := range append(pages, more...) {
+		src, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var block []string
+		in, start := false, 0
+		for i, line := range strings.Split(string(src), "\n") {
+			switch {
+			case !in && strings.TrimSpace(line) == "```lua":
+				in, start, block = true, i+2, nil
+			case in && strings.TrimSpace(line) == "```":
+				in = false
+				if !hasLine(block, "return M") {
+					continue
+				}
+				modules++
+				// Padded so that warnings carry the page's line numbers.
+				code := strings.Repeat("\n", start-1) + strings.Join(block, "\n")
+				ws, err := lint.Check([]byte(code), page, env)
+				if err != nil {
+					t.Errorf("%v", err)
+				}
+				for _, w := range ws {
+					t.Errorf("%v", w)
+				}
+			case in:
+				block = append(block, line)
+			}
+		}
+	}
+	if modules < 10 {
+		t.Errorf("found only %d whole modules in docs/", modules)
+	}
+}
+
+func hasLine(lines []string, want string) bool {
+	for _, l := range lines {
+		if strings.TrimRight(l, " \t") == want {
+			return true
+		}
+	}
+	return false
+}

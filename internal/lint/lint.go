@@ -11,6 +11,17 @@
 // repeat-until sees the loop body's locals; vararg functions have a local
 // `arg` (Lua 5.1 compatibility); methods have `self`.
 //
+// The api table is recognised in locals, whatever their name, given it by
+// the module's constructor (the second parameter of the function stored as
+// new in the table the chunk returns), by require("module_api"), as a
+// parameter named api (outside the constructor), or by another such local
+// (local a = api, or an upvalue that M.new assigns). A local also given
+// anything else is not checked. Members a script assigns on the api table
+// (api.cache = {}) are allowed and count as members for its reads: they
+// are the script's own, like fields it adds to string or table. Likewise
+// _G.name = v defines a global deliberately and is not reported, and
+// nothing below _G is checked.
+//
 // A warning on a line can be silenced with a comment on that line, or on
 // a line of its own just above it:
 //

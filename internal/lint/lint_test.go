@@ -308,3 +308,26 @@ func TestLongChainsAreNotDeep(t *testing.T) {
 		})
 	}
 }
+
+// A file of thousands of misspellings gets every warning, but "did you
+// mean" only while the bounded search budget lasts: the lint stays linear.
+func TestManyMisspellingsStayBounded(t *testing.T) {
+	var b strings.Builder
+	const n = 3000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "local value_%d = 1 print(valeu_%d)\n", i, i)
+	}
+	ws, err := lint.Check([]byte(b.String()), "spam.lua", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != n {
+		t.Fatalf("got %d warnings, want %d", len(ws), n)
+	}
+	if first := ws[0].Msg; first != "valeu_0 is not defined (did you mean value_0?)" {
+		t.Errorf("first: %s", first)
+	}
+	if last := ws[n-1].Msg; last != fmt.Sprintf("valeu_%d is not defined", n-1) {
+		t.Errorf("last: %s", last)
+	}
+}

@@ -47,6 +47,7 @@ func (w *walker) report() []finding {
 	for name := range w.env.Globals {
 		globalNames = append(globalNames, name)
 	}
+	sug := &suggester{cache: map[suggestKey]string{}, budget: maxSuggestions}
 
 	for _, g := range w.globals {
 		root := g.path[0]
@@ -87,13 +88,14 @@ func (w *walker) report() []finding {
 				if note, ok := notLua51[name]; ok {
 					f.msg += note
 				} else {
-					var cands []string
-					if i == 0 {
-						cands = append(append(append(cands, globalNames...), assignedNames...), g.locals...)
-					} else {
-						cands = append(keys(fields), fieldNames[strings.Join(g.path[:i], ".")]...)
-					}
-					if s := Suggest(g.path[i], cands); s != "" {
+					parent := strings.Join(g.path[:i], ".")
+					s := sug.get(g.path[i], parent, g.locals, func() []string {
+						if i == 0 {
+							return append(append(append([]string(nil), globalNames...), assignedNames...), g.locals...)
+						}
+						return append(keys(fields), fieldNames[parent]...)
+					})
+					if s != "" {
 						f.msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(append(g.path[:i:i], s), "."))
 					}
 				}
@@ -135,7 +137,7 @@ func (w *walker) report() []finding {
 				msg := name + " is not a module_api member"
 				if note, ok := notPorted[elems[i]]; ok && i == 0 {
 					msg += note
-				} else if s := Suggest(elems[i], keys(fields)); s != "" {
+				} else if s := sug.get(elems[i], "api."+strings.Join(elems[:i], "."), nil, func() []string { return keys(fields) }); s != "" {
 					msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(append(m.path[:i+1:i+1], s), "."))
 				}
 				out = append(out, finding{line: m.lines[i+1], code: CodeUnknownAPIMember, msg: msg, match: m.path[:i+2]})
@@ -187,4 +189,37 @@ func keys(f Fields) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// maxSuggestions bounds the "did you mean" searches for one file, so a
+// hostile file of a million misspellings costs a bounded amount of work;
+// later findings just have no suggestion.
+const maxSuggestions = 2000
+
+type suggestKey struct {
+	name, parent string
+	locals       *string // identifies the locals-in-scope list (shared per scope)
+}
+
+// suggester caches Suggest per name and candidate set.
+type suggester struct {
+	cache  map[suggestKey]string
+	budget int
+}
+
+func (s *suggester) get(name, parent string, locals []string, cands func() []string) string {
+	key := suggestKey{name: name, parent: parent}
+	if len(locals) > 0 {
+		key.locals = &locals[0]
+	}
+	if v, ok := s.cache[key]; ok {
+		return v
+	}
+	if s.budget <= 0 {
+		return ""
+	}
+	s.budget--
+	v := Suggest(name, cands())
+	s.cache[key] = v
+	return v
 }

@@ -16,10 +16,14 @@ const maxSuggestLen = 128
 // name itself is never suggested. Ties go to the candidate nearest in
 // length, then the first in byte order.
 func Suggest(name string, candidates []string) string {
+	folded := ""
 	for _, c := range candidates {
-		if c != name && strings.EqualFold(c, name) {
-			return c
+		if c != name && strings.EqualFold(c, name) && (folded == "" || c < folded) {
+			folded = c
 		}
+	}
+	if folded != "" {
+		return folded
 	}
 	if len(name) > maxSuggestLen {
 		return ""

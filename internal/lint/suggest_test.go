@@ -27,6 +27,8 @@ func TestSuggest(t *testing.T) {
 		{"ab", []string{"ac"}, "ac"},          // one edit on two bytes does
 		{"print", []string{"print"}, ""},      // never the name itself
 		{"print", []string{"Print"}, "Print"}, // but a different case is a suggestion
+		{"print", []string{"pRINT", "Print", "prin"}, "Print"},
+		{"print", []string{"Print", "pRINT", "prin"}, "Print"},
 		{"zzz", []string{"print", "pairs"}, ""},
 		{"cat", []string{"cart", "bat"}, "bat"}, // a tie goes to the same length
 		{"cat", []string{"hat", "bat"}, "bat"},  // then to byte order

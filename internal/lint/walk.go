@@ -58,6 +58,14 @@ type walker struct {
 
 	globals []globalRef
 	members []memberRef
+
+	// The locals-in-scope list last made for "did you mean", valid while
+	// no local is declared or goes out of scope (scopeGen unchanged).
+	scopeGen  int
+	snap      []string
+	snapGen   int
+	snapValid bool
+	snaps     int
 }
 
 func newWalker(env Env, chunk []ast.Stmt) *walker {
@@ -105,6 +113,7 @@ func (w *walker) close() {
 		}
 	}
 	w.blocks = w.blocks[:len(w.blocks)-1]
+	w.scopeGen++
 }
 
 func (w *walker) declare(name string) *binding {
@@ -112,6 +121,7 @@ func (w *walker) declare(name string) *binding {
 	w.vis[name] = append(w.vis[name], b)
 	w.blocks[len(w.blocks)-1] = append(w.blocks[len(w.blocks)-1], name)
 	w.all = append(w.all, b)
+	w.scopeGen++
 	return b
 }
 
@@ -126,17 +136,32 @@ func (w *walker) lookup(name string) *binding {
 // undefined name, so hostile input cannot make the lint quadratic.
 const maxLocalCandidates = 256
 
-// visibleLocals lists locals in scope, innermost blocks first.
+// maxSnapshots bounds how many lists of locals in scope are kept for
+// "did you mean"; past it, undefined names get suggestions from globals
+// only (a file would need that many scopes with misspellings).
+const maxSnapshots = 1000
+
+// visibleLocals lists the locals in scope, latest declared first, at most
+// maxLocalCandidates. Reads in one scope share one list.
 func (w *walker) visibleLocals() []string {
+	if w.snapGen == w.scopeGen && w.snapValid {
+		return w.snap
+	}
+	if w.snaps >= maxSnapshots {
+		return nil
+	}
 	var out []string
-	for i := len(w.blocks) - 1; i >= 0 && len(out) < maxLocalCandidates; i-- {
-		for _, name := range w.blocks[i] {
-			out = append(out, name)
+outer:
+	for i := len(w.blocks) - 1; i >= 0; i-- {
+		for j := len(w.blocks[i]) - 1; j >= 0; j-- {
+			if len(out) == maxLocalCandidates {
+				break outer
+			}
+			out = append(out, w.blocks[i][j])
 		}
 	}
-	if len(out) > maxLocalCandidates {
-		out = out[:maxLocalCandidates]
-	}
+	w.snap, w.snapGen, w.snapValid = out, w.scopeGen, true
+	w.snaps++
 	return out
 }
 
