@@ -77,7 +77,7 @@ const MaxDepth = 200
 // ErrTooDeep is wrapped by the error Check returns for source nested
 // deeper than MaxDepth: the script may still compile and run; it is just
 // not linted.
-var ErrTooDeep = errors.New("nested deeper than 200 levels: not linted")
+var ErrTooDeep = fmt.Errorf("nested deeper than %d levels: not linted", MaxDepth)
 
 // Fields describes the fields of a table: each key is a field name, and
 // its value describes that field's own fields when it is a table whose
