@@ -32,7 +32,11 @@ type Config struct {
 	DataDir    string
 	Storage    StorageConfig
 	HTTPClient HTTPClientConfig
-	Modules    []ModuleConfig
+	// MemoryLimit bounds the heap of all modules together, in bytes
+	// (memory_limit:; default half of the machine's or the cgroup's
+	// memory).
+	MemoryLimit int64
+	Modules     []ModuleConfig
 	// fromDisk: LoadConfig read it, so Reload can read it again.
 	fromDisk       bool
 	serverNameLine int
@@ -64,11 +68,18 @@ type ModuleConfig struct {
 	// Instances is how many independent states run the module (default 1;
 	// `auto` is GOMAXPROCS).
 	Instances int
+	// MaxMemory bounds what one state of the module may hold, in bytes
+	// (default 256 MiB).
+	MaxMemory int64
 	// Config is the module's `config:` value as decoded YAML (nil if absent).
 	Config any
 	// Line is the line of the module's entry; ConfigLine of its config:.
 	Line, ConfigLine int
 }
+
+// DefaultMaxMemory is a module state's memory bound unless max_memory
+// says otherwise.
+const DefaultMaxMemory = 256 << 20
 
 const (
 	DefaultTimeout     = 5 * time.Second
@@ -116,8 +127,8 @@ func LoadConfig(file string) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "modules"}
-var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances"}
+var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "memory_limit", "modules"}
+var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory"}
 
 // ParseConfig parses config text; file names it in errors. All problems
 // are reported, not only the first. Module paths are relative to the
@@ -156,6 +167,13 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch k.Value {
+		case "memory_limit":
+			n, err := parseSize(scalar(v, fail, "memory_limit"))
+			if err != nil || n < 16<<20 {
+				fail(v, "memory_limit must be a size of at least 16MiB, like 4GiB, got %q", v.Value)
+				break
+			}
+			cfg.MemoryLimit = n
 		case "server_name":
 			cfg.ServerName = scalar(v, fail, "server_name")
 			cfg.serverNameLine = v.Line
@@ -230,7 +248,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 }
 
 func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (ModuleConfig, bool) {
-	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line, Instances: 1}
+	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line, Instances: 1, MaxMemory: DefaultMaxMemory}
 	if n.Kind != yaml.MappingNode {
 		fail(n, "module %d: expected a mapping like `- module: spam.lua`", idx)
 		return m, false
@@ -258,6 +276,13 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 			} else {
 				m.InitTimeout = d
 			}
+		case "max_memory":
+			n, err := parseSize(scalar(v, failM, "max_memory"))
+			if err != nil || n < 1<<20 {
+				failM(v, "max_memory must be a size of at least 1MiB, like 256MiB or 1GiB, got %q", v.Value)
+				return
+			}
+			m.MaxMemory = n
 		case "instances":
 			val := scalar(v, failM, "instances")
 			if val == "auto" {
@@ -410,4 +435,27 @@ func yamlError(file string, err error) *ConfigError {
 		return &ConfigError{File: file, Line: line, Msg: "invalid YAML: " + msg}
 	}
 	return &ConfigError{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// parseSize reads a size: bytes, or a number with a unit (KiB, MiB, GiB,
+// TiB; KB, MB, GB, TB are powers of ten).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f*mult > 1<<62 {
+		return 0, fmt.Errorf("not a size")
+	}
+	return int64(f * mult), nil
 }

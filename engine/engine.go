@@ -91,6 +91,8 @@ type Engine struct {
 	seq     int
 	closed  bool
 	lastErr map[string]loadFailure // by module name; "" for the config
+	// memEvents are the memory restarts, by module name, for Status.
+	memEvents map[string]loadFailure
 	// failedFiles: what each module's failed load read, for the watcher.
 	failedFiles map[string]map[string][]byte
 	// storeCfg is fixed at New: a storage change needs a restart.
@@ -209,7 +211,7 @@ func Start(ctx context.Context, configFile string, opts Options) (*Engine, error
 // every failure (LoadErrors), unless opts.AllowPartial is set.
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS, opts: opts,
-		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}}
+		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, memEvents: map[string]loadFailure{}}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -217,6 +219,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.storeCfg = storageConfig(cfg)
+	setMemoryLimit(cfg)
 	if e.fsys == nil {
 		e.fsys = os.DirFS(cfg.Dir)
 	}

@@ -59,6 +59,9 @@ type ScriptError struct {
 	Traceback string
 	// Timeout is set when the call overran its deadline.
 	Timeout bool
+	// Memory is set when the call was stopped for memory (its module's
+	// max_memory, or memory_limit for all modules).
+	Memory bool
 	// Raised is the SynapseError the script raised, if it raised one.
 	Raised *SynapseError
 }
@@ -86,7 +89,7 @@ func scriptError(err error) error {
 		return err
 	}
 	se := &ScriptError{Module: re.Module, Callback: re.Callback, File: re.File, Line: re.Line, Msg: re.Msg,
-		Traceback: re.Traceback, Timeout: re.Timeout}
+		Traceback: re.Traceback, Timeout: re.Timeout, Memory: re.Memory}
 	if s, ok := re.Value.(*luaapi.SynapseError); ok {
 		se.Raised = synapseError(s)
 	}

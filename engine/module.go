@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -41,6 +42,8 @@ type generation struct {
 	fns [][]*lua.LFunction
 	// fingerprint hashes the config entry and files this was built from.
 	fingerprint string
+	// restarting is set once a memory restart of this generation began.
+	restarting atomic.Bool
 }
 
 // instance is one state of a generation.
@@ -190,7 +193,9 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 	}))
 	chunk := L.NewFunctionFromProto(proto)
 	inst.rt = runtime.New(L, runtime.Options{Module: mc.Name, File: mc.Module, Log: log,
-		Instance: i, InlineHostCalls: e.opts.HostHonoursContext})
+		Instance: i, InlineHostCalls: e.opts.HostHonoursContext,
+		MaxMemory: mc.MaxMemory, Roots: inst.roots,
+		OnOverLimit: func(size int64) { e.overLimit(g, size) }})
 
 	run := func(what string, resolve func(*lua.LState) *lua.LFunction, args func(*lua.LState) []lua.LValue, ret func(*lua.LState, []lua.LValue) error) error {
 		return inst.rt.Invoke(ctx, runtime.Call{What: what, Timeout: mc.InitTimeout, Args: args, Ret: ret,

@@ -34,6 +34,12 @@ type ModuleStatus struct {
 	Callbacks []string
 	// Paths are its web resources.
 	Paths []string
+	// Instances is how many states serve it.
+	Instances int
+	// MemoryRestart is the latest restart for memory (a state held more
+	// than max_memory), with its time; nil if none.
+	MemoryRestart   error
+	MemoryRestartAt time.Time
 }
 
 // Status lists the configured modules in config order with their state.
@@ -53,6 +59,10 @@ func (e *Engine) Status() []ModuleStatus {
 		if g := serving[mc.Name]; g != nil {
 			st.Generation, st.LoadedAt, st.Serving = g.seq, g.loadedAt, true
 			st.Callbacks, st.Paths = g.registered(), append([]string(nil), g.paths...)
+			st.Instances = len(g.insts)
+		}
+		if m, ok := e.memEvents[mc.Name]; ok {
+			st.MemoryRestart, st.MemoryRestartAt = m.err, m.at
 		}
 		if le, ok := e.lastErr[mc.Name]; ok {
 			st.LastError, st.ErrorAt = le.err, le.at

@@ -236,6 +236,17 @@ func MarkEngineThread(L, th *lua.LState, alive bool) {
 	}
 }
 
+// EngineThreads lists the coroutines the engine runs on L (workers and
+// pcall coroutines), for measuring what the state holds.
+func EngineThreads(L *lua.LState) []*lua.LState {
+	p := poolOf(L)
+	out := make([]*lua.LState, 0, len(p.engine))
+	for th := range p.engine {
+		out = append(out, th)
+	}
+	return out
+}
+
 // CanYield reports whether a host call made on thread L may yield: it
 // must run in an engine coroutine, outside Go builtins that call Lua.
 func CanYield(L *lua.LState) error {

@@ -56,6 +56,14 @@ type Runtime struct {
 	wedged atomic.Pointer[task] // the step last reported as wedged
 	load   atomic.Int32         // calls in flight here, for Set's choice
 	timers *timers
+
+	// Memory (memory.go):
+	maxMemory   int64
+	onOverLimit func(size int64)
+	roots       func() []lua.LValue
+	dirty       atomic.Bool  // a step ran since the last measuring round
+	measure     atomic.Bool  // measure the state at the next chance
+	lastSize    atomic.Int64 // the last measurement, bytes
 }
 
 // Options describe the module a runtime serves.
@@ -73,6 +81,15 @@ type Options struct {
 	// goroutine of their own, so the caller gets its answer at the deadline
 	// whatever the host does.
 	InlineHostCalls bool
+	// MaxMemory bounds what the state may hold (0: no bound). A step that
+	// grows the heap by more fails with ErrMemory; a state found holding
+	// more is reported to OnOverLimit (on a goroutine of its own).
+	MaxMemory   int64
+	OnOverLimit func(size int64)
+	// Roots are values the engine holds for the state (registered
+	// functions, the module table), counted when it is measured; called
+	// with the baton in hand.
+	Roots func() []lua.LValue
 }
 
 // New returns a runtime that owns L from now on.
@@ -84,7 +101,16 @@ func New(L *lua.LState, o Options) *Runtime {
 		o.Instance = 1
 	}
 	r := &Runtime{L: L, module: o.Module, file: o.File, log: o.Log, instance: o.Instance,
-		inline: o.InlineHostCalls, timers: newTimers()}
+		inline: o.InlineHostCalls, timers: newTimers(),
+		maxMemory: o.MaxMemory, onOverLimit: o.OnOverLimit, roots: o.Roots}
+	if o.MaxMemory > 0 {
+		for {
+			cur := minLimit.Load()
+			if (cur != 0 && cur <= o.MaxMemory) || minLimit.CompareAndSwap(cur, o.MaxMemory) {
+				break
+			}
+		}
+	}
 	r.loop, _ = sandbox.WorkerLoop(L)
 	r.setLoopCtx(newLoopCtx())
 	watch.add(r)

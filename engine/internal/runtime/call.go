@@ -49,13 +49,14 @@ const (
 // channel orders the two.
 type task struct {
 	Call
-	r        *Runtime
-	ctx      context.Context // the caller's
-	deadline int64           // unix nanoseconds
-	state    callState
-	err      error
-	sig      chan signal         // made (under the runtime's mu) when it queues
-	do       func(L *lua.LState) // a setup step (Runtime.Do) instead of a call
+	r           *Runtime
+	ctx         context.Context // the caller's
+	deadline    int64           // unix nanoseconds
+	heapAtStart int64           // the heap when its step began (memory.go)
+	state       callState
+	err         error
+	sig         chan signal         // made (under the runtime's mu) when it queues
+	do          func(L *lua.LState) // a setup step (Runtime.Do) instead of a call
 
 	w       *worker
 	hc      *sandbox.HostCall // the host call the call is parked on
@@ -221,6 +222,9 @@ func (r *Runtime) step(t *task) {
 	}
 	r.end(t)
 	r.after(t, st, err, rets)
+	if r.measure.Load() {
+		r.measureNow()
+	}
 }
 
 // begin shows t to the watchdog and gives its worker the current loop
@@ -234,6 +238,12 @@ func (r *Runtime) begin(t *task) {
 	if t.w.ctx != ctx {
 		t.w.th.SetContext(ctx)
 		t.w.ctx = ctx
+	}
+	if r.maxMemory > 0 {
+		t.heapAtStart = heapNow.Load()
+		if !r.dirty.Load() {
+			r.dirty.Store(true)
+		}
 	}
 	r.cur.Store(t)
 }
@@ -251,7 +261,11 @@ func (r *Runtime) after(t *task, st lua.ResumeState, err error, rets []lua.LValu
 	switch {
 	case st == lua.ResumeError:
 		r.retire(w)
-		t.finish(r.scriptError(t, w.th, err))
+		serr := r.scriptError(t, w.th, err)
+		if e, ok := serr.(*Error); ok && e.Memory {
+			r.measure.Store(true) // does the state itself hold too much?
+		}
+		t.finish(serr)
 	case st == lua.ResumeOK || len(rets) == 0:
 		// The worker loop never returns; a coroutine that did is unusable.
 		r.retire(w)

@@ -29,6 +29,8 @@ type Error struct {
 	// Traceback is the Lua stack for the log; never shown to clients.
 	Traceback string
 	Timeout   bool
+	// Memory is set when the step was stopped for memory.
+	Memory bool
 	// Value is the *luaapi.SynapseError or *luaapi.ConfigError the script
 	// raised, if it raised one.
 	Value error
@@ -112,6 +114,9 @@ func (r *Runtime) scriptError(t *task, th *lua.LState, err error) error {
 			msg = "error raised without a message (error(nil) or error(\"\"))"
 		}
 		se.Msg = msg
+		if strings.Contains(msg, ErrMemory.Error()) {
+			se.Memory = true
+		}
 		if time.Now().UnixNano() > t.deadline && strings.Contains(msg, context.DeadlineExceeded.Error()) {
 			se.Timeout = true
 			se.Msg = fmt.Sprintf("timed out after %s (still running at this line)", t.Timeout)

@@ -113,6 +113,7 @@ func (w *watchdog) run(stop, done chan struct{}) {
 func (w *watchdog) tick(now int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.checkMemory(now)
 	for r := range w.rts {
 		if t := r.cur.Load(); t != nil && now > t.deadline {
 			if c := r.ctxNow.Load(); c != nil {
