@@ -21,7 +21,10 @@ import (
 // refuses writes with readOnly and answers getmetatable() with name; the
 // caller adds __index and the other metamethods.
 func proxyMeta(L *lua.LState, name, readOnly string) (mt *lua.LTable, built bool) {
-	key := "luahost.proxy." + name
+	key := proxyKeys[name]
+	if key == "" {
+		key = "luahost.proxy." + name
+	}
 	if mt, ok := L.G.Registry.RawGetString(key).(*lua.LTable); ok {
 		return mt, true
 	}
@@ -33,6 +36,15 @@ func proxyMeta(L *lua.LState, name, readOnly string) (mt *lua.LTable, built bool
 	mt.RawSetString("__metatable", lua.LString(name))
 	L.G.Registry.RawSetString(key, mt)
 	return mt, false
+}
+
+// proxyKeys are the registry keys of the proxy metatables, made once.
+var proxyKeys = map[string]string{}
+
+func init() {
+	for _, n := range []string{"event", "state_map", "request", "object"} {
+		proxyKeys[n] = "luahost.proxy." + n
+	}
 }
 
 type eventProxy struct {
@@ -103,7 +115,7 @@ func eventMeta(L *lua.LState) *lua.LTable {
 			L.Push(p.content)
 		case "unsigned":
 			if p.unsigned == nil {
-				p.unsigned = objectToLua(L, ev.Unsigned)
+				p.unsigned = pushObject(L, ev.Unsigned)
 			}
 			L.Push(p.unsigned)
 		case "origin_server_ts":
@@ -169,17 +181,122 @@ func objectToLua(L *lua.LState, m map[string]any) lua.LValue {
 	return stdlib.ToLua(L, m)
 }
 
+// An event's content (and unsigned) reaches scripts as a read-only proxy
+// over the Go map: a script reads two or three fields, and building the
+// whole table costs a dozen allocations (gopher-lua's tables keep a key
+// list and an index beside their hash). type() says "table", pairs() and
+// json.encode() see every field, a nested object is a proxy too, an array
+// is a real table. event:get_dict() gives modifiable tables.
+type objectProxy struct {
+	m     map[string]any
+	cache map[string]lua.LValue
+}
+
+// MarshalJSON lets json.encode encode the object.
+func (p *objectProxy) MarshalJSON() ([]byte, error) { return json.Marshal(p.m) }
+
+func pushObject(L *lua.LState, m map[string]any) lua.LValue {
+	if m == nil {
+		m = map[string]any{}
+	}
+	ud := L.NewUserData()
+	ud.Value = &objectProxy{m: m}
+	ud.Metatable = objectMeta(L)
+	return ud
+}
+
+// objectValue converts one field of a proxied object.
+func objectValue(L *lua.LState, v any) lua.LValue {
+	switch v := v.(type) {
+	case nil:
+		return stdlib.Null(L)
+	case map[string]any:
+		return pushObject(L, v)
+	case string:
+		return lua.LString(v)
+	case float64:
+		return lua.LNumber(v)
+	case bool:
+		return lua.LBool(v)
+	}
+	return stdlib.ToLua(L, v)
+}
+
+func objectMeta(L *lua.LState) *lua.LTable {
+	mt, built := proxyMeta(L, "object", "event content is read-only: use event:get_dict() for a copy you can change")
+	if built {
+		return mt
+	}
+	check := func(L *lua.LState) *objectProxy {
+		if ud, ok := L.Get(1).(*lua.LUserData); ok {
+			if p, ok := ud.Value.(*objectProxy); ok {
+				return p
+			}
+		}
+		L.ArgError(1, "object expected")
+		return nil
+	}
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		k, ok := L.Get(2).(lua.LString)
+		if !ok {
+			L.Push(lua.LNil)
+			return 1
+		}
+		if v, ok := p.cache[string(k)]; ok {
+			L.Push(v)
+			return 1
+		}
+		raw, ok := p.m[string(k)]
+		if !ok {
+			L.Push(lua.LNil)
+			return 1
+		}
+		v := objectValue(L, raw)
+		switch v.(type) {
+		case *lua.LTable, *lua.LUserData:
+			// Containers are cached, so a script sees the same one each time.
+			if p.cache == nil {
+				p.cache = map[string]lua.LValue{}
+			}
+			p.cache[string(k)] = v
+		}
+		L.Push(v)
+		return 1
+	}))
+	mt.RawSetString("__pairs", L.NewFunction(func(L *lua.LState) int {
+		p := check(L)
+		t := L.CreateTable(0, len(p.m))
+		for k, raw := range p.m {
+			v, ok := p.cache[k]
+			if !ok {
+				v = objectValue(L, raw)
+			}
+			t.RawSetString(k, v)
+		}
+		L.Push(L.GetGlobal("next"))
+		L.Push(t)
+		L.Push(lua.LNil)
+		return 3
+	}))
+	mt.RawSetString("__len", L.NewFunction(func(L *lua.LState) int {
+		check(L)
+		L.Push(lua.LNumber(0)) // an object has no array part
+		return 1
+	}))
+	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString(fmt.Sprintf("table: %p", check(L))))
+		return 1
+	}))
+	sandbox.MarkTableLike(mt)
+	return mt
+}
+
 // contentToLua converts an event's content: straight from its JSON when
 // the event came from EventFromJSON (the per-module cost is then only the
 // decoding of what a script reads), else from the Go map.
 func contentToLua(L *lua.LState, ev *Event) lua.LValue {
-	if raw := ev.rawContent(); raw != nil {
-		if v, err := stdlib.DecodeJSON(L, raw); err == nil {
-			return v
-		}
-		return L.NewTable()
-	}
-	return objectToLua(L, ev.Content)
+	return pushObject(L, ev.ContentMap())
 }
 
 // eventTable is a full, modifiable Lua table of ev.
@@ -196,7 +313,7 @@ func eventTable(L *lua.LState, ev *Event) *lua.LTable {
 	if ev.StateKey != nil {
 		t.RawSetString("state_key", lua.LString(*ev.StateKey))
 	}
-	t.RawSetString("content", contentToLua(L, ev))
+	t.RawSetString("content", objectToLua(L, ev.ContentMap()))
 	if ev.Unsigned != nil {
 		t.RawSetString("unsigned", objectToLua(L, ev.Unsigned))
 	}

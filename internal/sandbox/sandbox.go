@@ -66,6 +66,7 @@ func NewState() *lua.LState {
 	}
 	g.RawSetString("collectgarbage", L.NewFunction(safeCollectGarbage))
 	g.RawSetString("pairs", L.NewFunction(metaPairs))
+	g.RawSetString("type", L.NewFunction(proxyAwareType))
 
 	// os: only what cannot touch the machine.
 	if osT, ok := g.RawGetString("os").(*lua.LTable); ok {
@@ -148,6 +149,38 @@ func safeCollectGarbage(L *lua.LState) int {
 		return 1
 	}
 	L.Push(lua.LNumber(0))
+	return 1
+}
+
+// tableLikeKey marks the metatable of a userdata that stands for a
+// (read-only) table: type() answers "table" for it.
+const tableLikeKey = "__luahost_tablelike"
+
+// MarkTableLike makes type() answer "table" for userdata with metatable
+// mt (read-only proxies of JSON objects).
+func MarkTableLike(mt *lua.LTable) { mt.RawSetString(tableLikeKey, lua.LTrue) }
+
+var typeNames = func() map[lua.LValueType]lua.LValue {
+	m := map[lua.LValueType]lua.LValue{}
+	for _, t := range []lua.LValueType{lua.LTNil, lua.LTBool, lua.LTNumber, lua.LTString, lua.LTFunction, lua.LTUserData, lua.LTThread, lua.LTTable, lua.LTChannel} {
+		m[t] = lua.LString(t.String())
+	}
+	return m
+}()
+
+var tableName = lua.LString("table")
+
+// proxyAwareType is type() that answers "table" for table-like proxies;
+// its answers are preallocated (the builtin allocates one per call).
+func proxyAwareType(L *lua.LState) int {
+	v := L.CheckAny(1)
+	if ud, ok := v.(*lua.LUserData); ok {
+		if mt, ok := ud.Metatable.(*lua.LTable); ok && mt.RawGetString(tableLikeKey) == lua.LTrue {
+			L.Push(tableName)
+			return 1
+		}
+	}
+	L.Push(typeNames[v.Type()])
 	return 1
 }
 
