@@ -1,5 +1,7 @@
 package lpattern
 
+import "math/bits"
+
 // byteSet is a set of bytes, one bit per byte value. Every single-character
 // pattern item (a literal, '.', a %-class, a [set]) compiles to one, so the
 // matcher tests any item with the same lookup.
@@ -29,19 +31,13 @@ func (b *byteSet) invert() {
 
 // single reports whether b holds exactly one byte, and which.
 func (b *byteSet) single() (byte, bool) {
-	n, w := 0, -1
-	for i, x := range b {
-		for ; x != 0; x &= x - 1 {
-			n++
-			w = i
-		}
-	}
+	n := bits.OnesCount64(b[0]) + bits.OnesCount64(b[1]) + bits.OnesCount64(b[2]) + bits.OnesCount64(b[3])
 	if n != 1 {
 		return 0, false
 	}
-	for c := w * 64; c < w*64+64; c++ {
-		if b.has(byte(c)) {
-			return byte(c), true
+	for i, x := range b {
+		if x != 0 {
+			return byte(i*64 + bits.TrailingZeros64(x)), true
 		}
 	}
 	return 0, false

@@ -39,9 +39,10 @@ type Pattern struct {
 	source   string
 	anchored bool
 	items    []item
-	kinds    []CaptureKind // what each capture holds when the match ends
-	err      *Error        // the error opError raises, if the pattern has one
-	lead     int           // leading items that consume nothing (captures)
+	ncap     int                      // captures the pattern opens
+	kinds    [MaxCaptures]CaptureKind // what each capture holds when the match ends
+	err      *Error                   // the error opError raises, if the pattern has one
+	lead     int                      // leading items that consume nothing (captures)
 }
 
 // Compile compiles pat as string.find, string.match and string.gsub read
@@ -81,9 +82,12 @@ func compile(source string, anchors bool) *Pattern {
 		p.anchored = true
 		pat = pat[1:]
 	}
-	var kinds [MaxCaptures]CaptureKind
+	kinds := &p.kinds
 	level := 0
-	items := make([]item, 0, len(pat)+1)
+	// Build in a buffer on the stack when the pattern is short, then keep
+	// an exact copy: patterns are compiled per call, so allocations count.
+	var buf [24]item
+	items := buf[:0]
 	fail := func(e *Error) {
 		items = append(items, item{op: opError, err: e})
 		p.err = e
@@ -173,6 +177,9 @@ func compile(source string, anchors bool) *Pattern {
 			goto done
 		}
 		it := item{op: opSingle, set: itemSet(pat, i, end), next: -1}
+		if end == i+1 && pat[i] != '.' && pat[i] != '[' {
+			it.idx = i + 1 // where the plain byte is, for mergeLiterals
+		}
 		i = end
 		if i < len(pat) {
 			switch q := pat[i]; q {
@@ -184,8 +191,8 @@ func compile(source string, anchors bool) *Pattern {
 		items = append(items, it)
 	}
 done:
-	p.kinds = append([]CaptureKind(nil), kinds[:level]...)
-	p.items = mergeLiterals(items)
+	p.ncap = level
+	p.items = append([]item(nil), mergeLiterals(items, pat)...)
 	for i := range p.items {
 		it := &p.items[i]
 		if it.op == opSingle && it.quant != 0 && p.items[i+1].op == opLiteral {
@@ -199,35 +206,51 @@ done:
 }
 
 // mergeLiterals turns each run of unquantified one-byte items into one
-// opLiteral, which the matcher compares in one go.
-func mergeLiterals(items []item) []item {
+// opLiteral, which the matcher compares in one go. A run written as plain
+// bytes is a slice of pat; one with escapes ("%.") is built.
+func mergeLiterals(items []item, pat string) []item {
 	out := items[:0]
 	for i := 0; i < len(items); {
-		c, ok := literal(&items[i])
-		if !ok {
+		j := i
+		for j < len(items) && isLiteral(&items[j]) {
+			j++
+		}
+		if j == i {
 			out = append(out, items[i])
 			i++
 			continue
 		}
-		var b strings.Builder
-		b.WriteByte(c)
-		j := i + 1
-		for ; j < len(items); j++ {
-			c, ok := literal(&items[j])
-			if !ok {
-				break
+		var lit string
+		if a, b := items[i].idx, items[j-1].idx; a > 0 && b-a == j-1-i && contiguous(items[i:j]) {
+			lit = pat[a-1 : b]
+		} else {
+			b := make([]byte, j-i)
+			for k := range b {
+				b[k], _ = items[i+k].set.single()
 			}
-			b.WriteByte(c)
+			lit = string(b)
 		}
-		out = append(out, item{op: opLiteral, lit: b.String()})
+		out = append(out, item{op: opLiteral, lit: lit})
 		i = j
 	}
 	return out
 }
 
-func literal(it *item) (byte, bool) {
+func isLiteral(it *item) bool {
 	if it.op != opSingle || it.quant != 0 {
-		return 0, false
+		return false
 	}
-	return it.set.single()
+	_, ok := it.set.single()
+	return ok
+}
+
+// contiguous reports whether items are plain bytes side by side in the
+// pattern (each item's idx is its offset plus one, or 0).
+func contiguous(items []item) bool {
+	for k := 1; k < len(items); k++ {
+		if items[k-1].idx == 0 || items[k].idx != items[k-1].idx+1 {
+			return false
+		}
+	}
+	return items[0].idx > 0
 }

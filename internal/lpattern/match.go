@@ -281,21 +281,21 @@ func (m *matcher) refill() {
 	if m.max > 0 && m.steps > m.max {
 		panic(abort{ErrStepLimit})
 	}
-	if m.check != nil {
-		if err := m.check(); err != nil {
-			panic(abort{err})
-		}
-	}
 	m.window = m.every
 	if m.max > 0 && int64(m.window) > m.max-m.steps {
 		m.window = int(m.max - m.steps)
 	}
 	m.budget = m.window
+	if m.check != nil {
+		if err := m.check(); err != nil {
+			panic(abort{err})
+		}
+	}
 }
 
 func (m *matcher) fill(r *Match, start, end int) {
 	r.Start, r.End = start, end
-	n := len(m.p.kinds)
+	n := m.p.ncap
 	if n <= len(r.buf) {
 		r.Caps = r.buf[:n]
 	} else if cap(r.Caps) >= n {
@@ -303,7 +303,7 @@ func (m *matcher) fill(r *Match, start, end int) {
 	} else {
 		r.Caps = make([]Capture, n)
 	}
-	for i, k := range m.p.kinds {
+	for i, k := range m.p.kinds[:n] {
 		c := m.caps[i]
 		switch k {
 		case CapString:
