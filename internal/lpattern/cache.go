@@ -42,6 +42,11 @@ func (c *Cache) Compile(pat string) *Pattern { return c.get(pat, false) }
 // CompileGmatch is CompileGmatch, through the cache.
 func (c *Cache) CompileGmatch(pat string) *Pattern { return c.get(pat, true) }
 
+// Find is Find, compiling through the cache.
+func (c *Cache) Find(subject, pattern string, init int, plain bool, opts *Options) (*Match, error) {
+	return find(subject, pattern, init, plain, opts, c.Compile)
+}
+
 func (c *Cache) get(pat string, gmatch bool) *Pattern {
 	if len(pat) > MaxCachedLen {
 		return compile(pat, !gmatch)

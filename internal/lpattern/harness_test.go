@@ -227,6 +227,10 @@ func readCorpus(t testing.TB, path string) ([]string, []*testCase) {
 	return lines, cases
 }
 
+// harnessCache serves find and gmatch, so the corpus runs through a Cache
+// as well as through Compile (match, gsub).
+var harnessCache = NewCache(16)
+
 // eval runs c with this package, as a string library built on it would,
 // and returns the result text.
 func eval(c *testCase, opts *Options) string {
@@ -278,7 +282,7 @@ func evalValues(c *testCase, opts *Options) (string, error) {
 		if c.fn == "find" {
 			a := arg(c, 3)
 			plain := a.kind != vNil && !(a.kind == vBool && !a.b)
-			m, err = Find(s, pat, off, plain, opts)
+			m, err = harnessCache.Find(s, pat, off, plain, opts)
 		} else {
 			m, err = Compile(pat).Find(s, off, opts)
 		}
@@ -298,7 +302,7 @@ func evalValues(c *testCase, opts *Options) (string, error) {
 		}
 		return strings.Join(append(vals, caps...), " "), nil
 	case "gmatch":
-		it := CompileGmatch(pat).Iter(s, opts)
+		it := harnessCache.CompileGmatch(pat).Iter(s, opts)
 		var groups []string
 		for range 1000 {
 			m, err := it.Next()

@@ -134,6 +134,10 @@ func HasSpecials(pattern string) bool {
 // those string.find returns after the positions: m.Count(false), m.Get(i),
 // and m.Check() for the "unfinished capture" error.
 func Find(subject, pattern string, init int, plain bool, opts *Options) (*Match, error) {
+	return find(subject, pattern, init, plain, opts, Compile)
+}
+
+func find(subject, pattern string, init int, plain bool, opts *Options, compile func(string) *Pattern) (*Match, error) {
 	if plain || !HasSpecials(pattern) {
 		k := strings.Index(subject[init:], pattern)
 		if k < 0 {
@@ -141,7 +145,7 @@ func Find(subject, pattern string, init int, plain bool, opts *Options) (*Match,
 		}
 		return &Match{Start: init + k, End: init + k + len(pattern)}, nil
 	}
-	return Compile(pattern).Find(subject, init, opts)
+	return compile(pattern).Find(subject, init, opts)
 }
 
 // Find returns the first match of p in subject that starts at or after the
@@ -278,12 +282,13 @@ func (m *matcher) tick(n int) {
 
 func (m *matcher) refill() {
 	m.steps += int64(m.window - m.budget)
-	if m.max > 0 && m.steps > m.max {
-		panic(abort{ErrStepLimit})
-	}
 	m.window = m.every
-	if m.max > 0 && int64(m.window) > m.max-m.steps {
-		m.window = int(m.max - m.steps)
+	if m.max > 0 {
+		if m.steps > m.max {
+			m.window, m.budget = 0, 0 // counted already
+			panic(abort{ErrStepLimit})
+		}
+		m.window = int(min(int64(m.window), m.max-m.steps))
 	}
 	m.budget = m.window
 	if m.check != nil {
