@@ -154,18 +154,30 @@ func classEnd(p string, i int) (int, *Error) {
 	}
 }
 
-// itemSet returns the set for the single-character class p[i:end].
-func itemSet(p string, i, end int) byteSet {
-	var set byteSet
+// anySet is '.'; byteSets[c] is the set of c alone.
+var (
+	anySet   = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+	byteSets [256]byteSet
+)
+
+func init() {
+	for c := range byteSets {
+		byteSets[c].add(byte(c))
+	}
+}
+
+// itemSet returns the set for the single-character class p[i:end]. Only
+// a [set] is allocated; the others are shared tables.
+func itemSet(p string, i, end int) *byteSet {
 	switch p[i] {
 	case '.':
-		set.invert()
+		return &anySet
 	case '%':
-		set = classSets[p[i+1]]
+		return &classSets[p[i+1]]
 	case '[':
-		set = bracketSet(p, i, end-1)
+		set := bracketSet(p, i, end-1)
+		return &set
 	default:
-		set.add(p[i])
+		return &byteSets[p[i]]
 	}
-	return set
 }

@@ -22,15 +22,17 @@ const (
 	opError                   // a malformed part: raise err when reached
 )
 
+// item is one pattern item. It is kept small (40 bytes) because a pattern
+// compiles to about one item per byte, on every call that is not cached: a
+// hostile megabyte of "." must not cost much more than its size.
 type item struct {
 	op    opcode
-	quant byte    // opSingle: 0, '?', '*', '+' or '-'
-	c, c2 byte    // opBalance: the two delimiters
-	next  int16   // opSingle: the byte the following literal needs, or -1
-	idx   int     // capture index (opOpen, opPosition, opClose, opBackref)
-	lit   string  // opLiteral
-	set   byteSet // opSingle, opFrontier
-	err   *Error  // opError
+	quant byte     // opSingle: 0, '?', '*', '+' or '-'
+	c, c2 byte     // opBalance: the two delimiters
+	next  int16    // opSingle: the byte the following literal needs, or -1
+	idx   int32    // capture index (opOpen, opPosition, opClose, opBackref)
+	set   *byteSet // opSingle, opFrontier: shared unless it is a [set]
+	lit   string   // opLiteral
 }
 
 // Pattern is a compiled Lua pattern. It is immutable, so one Pattern may be
@@ -82,14 +84,35 @@ func compile(source string, anchors bool) *Pattern {
 		p.anchored = true
 		pat = pat[1:]
 	}
+	// A pattern has at most one item per byte, plus its end. A short one is
+	// built in a buffer on the stack and copied out at its exact size
+	// (patterns are compiled per call, so allocations count); a long one
+	// is built where it will stay.
+	if len(pat) < 24 {
+		var buf [24]item
+		p.items = append([]item(nil), p.build(pat, buf[:0])...)
+	} else {
+		p.items = p.build(pat, make([]item, 0, len(pat)+1))
+	}
+	for i := range p.items {
+		it := &p.items[i]
+		if it.op == opSingle && it.quant != 0 && p.items[i+1].op == opLiteral {
+			it.next = int16(p.items[i+1].lit[0])
+		}
+	}
+	for p.lead < len(p.items) && (p.items[p.lead].op == opOpen || p.items[p.lead].op == opPosition) {
+		p.lead++
+	}
+	return p
+}
+
+// build appends pat's items to items and returns them, setting p's
+// captures and error.
+func (p *Pattern) build(pat string, items []item) []item {
 	kinds := &p.kinds
 	level := 0
-	// Build in a buffer on the stack when the pattern is short, then keep
-	// an exact copy: patterns are compiled per call, so allocations count.
-	var buf [24]item
-	items := buf[:0]
 	fail := func(e *Error) {
-		items = append(items, item{op: opError, err: e})
+		items = append(items, item{op: opError})
 		p.err = e
 	}
 	for i := 0; ; {
@@ -104,11 +127,11 @@ func compile(source string, anchors bool) *Pattern {
 				goto done
 			}
 			if i+1 < len(pat) && pat[i+1] == ')' {
-				items = append(items, item{op: opPosition, idx: level})
+				items = append(items, item{op: opPosition, idx: int32(level)})
 				kinds[level] = CapPosition
 				i += 2
 			} else {
-				items = append(items, item{op: opOpen, idx: level})
+				items = append(items, item{op: opOpen, idx: int32(level)})
 				kinds[level] = CapUnfinished
 				i++
 			}
@@ -125,7 +148,7 @@ func compile(source string, anchors bool) *Pattern {
 				goto done
 			}
 			kinds[l] = CapString
-			items = append(items, item{op: opClose, idx: l})
+			items = append(items, item{op: opClose, idx: int32(l)})
 			i++
 			continue
 		case '$':
@@ -157,7 +180,8 @@ func compile(source string, anchors bool) *Pattern {
 					fail(err)
 					goto done
 				}
-				items = append(items, item{op: opFrontier, set: bracketSet(pat, j, end-1)})
+				set := bracketSet(pat, j, end-1)
+				items = append(items, item{op: opFrontier, set: &set})
 				i = end
 				continue
 			case '0' <= d && d <= '9':
@@ -166,7 +190,7 @@ func compile(source string, anchors bool) *Pattern {
 					fail(errCaptureIndex)
 					goto done
 				}
-				items = append(items, item{op: opBackref, idx: l})
+				items = append(items, item{op: opBackref, idx: int32(l)})
 				i += 2
 				continue
 			}
@@ -178,7 +202,7 @@ func compile(source string, anchors bool) *Pattern {
 		}
 		it := item{op: opSingle, set: itemSet(pat, i, end), next: -1}
 		if end == i+1 && pat[i] != '.' && pat[i] != '[' {
-			it.idx = i + 1 // where the plain byte is, for mergeLiterals
+			it.idx = int32(i + 1) // where the plain byte is, for mergeLiterals
 		}
 		i = end
 		if i < len(pat) {
@@ -192,17 +216,7 @@ func compile(source string, anchors bool) *Pattern {
 	}
 done:
 	p.ncap = level
-	p.items = append([]item(nil), mergeLiterals(items, pat)...)
-	for i := range p.items {
-		it := &p.items[i]
-		if it.op == opSingle && it.quant != 0 && p.items[i+1].op == opLiteral {
-			it.next = int16(p.items[i+1].lit[0])
-		}
-	}
-	for p.lead < len(p.items) && (p.items[p.lead].op == opOpen || p.items[p.lead].op == opPosition) {
-		p.lead++
-	}
-	return p
+	return mergeLiterals(items, pat)
 }
 
 // mergeLiterals turns each run of unquantified one-byte items into one
@@ -221,8 +235,8 @@ func mergeLiterals(items []item, pat string) []item {
 			continue
 		}
 		var lit string
-		if a, b := items[i].idx, items[j-1].idx; a > 0 && b-a == j-1-i && contiguous(items[i:j]) {
-			lit = pat[a-1 : b]
+		if contiguous(items[i:j]) {
+			lit = pat[items[i].idx-1 : items[j-1].idx]
 		} else {
 			b := make([]byte, j-i)
 			for k := range b {

@@ -2,6 +2,7 @@ package lpattern
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -221,5 +222,37 @@ func TestCacheBounded(t *testing.T) {
 	long := strings.Repeat("x", MaxCachedLen+1)
 	if c.Compile(long) == c.Compile(long) {
 		t.Fatal("a pattern longer than MaxCachedLen was cached")
+	}
+}
+
+// TestMemoryBounded shows what a hostile pattern costs: compiling takes
+// memory in proportion to the pattern (a few dozen bytes per byte), and
+// matching allocates nothing but its result, however long it runs.
+func TestMemoryBounded(t *testing.T) {
+	for _, pat := range []string{
+		strings.Repeat(".", 1e5),
+		strings.Repeat("[ab]", 25000),
+		strings.Repeat("a?", 5e4),
+		strings.Repeat("%d", 5e4),
+		strings.Repeat("()", 5e4),
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		p := Compile(pat)
+		runtime.ReadMemStats(&after)
+		if per := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(pat)); per > 100 {
+			t.Errorf("compiling %.8q... took %.0f bytes per pattern byte; want at most 100", pat, per)
+		}
+		runtime.KeepAlive(p)
+	}
+	for _, h := range hostile {
+		p := Compile(h.pattern)
+		allocs := testing.AllocsPerRun(3, func() {
+			p.Find(h.subject, 0, &Options{MaxSteps: 1e5})
+		})
+		if allocs > 1 {
+			t.Errorf("%s: %.0f allocations per Find; want at most the result", h.name, allocs)
+		}
 	}
 }

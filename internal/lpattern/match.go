@@ -223,7 +223,8 @@ type matcher struct {
 	src    string
 	items  []item
 	caps   [MaxCaptures]struct{ init, len int }
-	depth  int
+	depth  int   // nested calls left
+	limit  int   // Options.MaxDepth
 	budget int   // steps left before the next check
 	window int   // the budget the current window started with
 	steps  int64 // steps done in earlier windows
@@ -238,14 +239,14 @@ type abort struct{ err error }
 
 func (m *matcher) reset(p *Pattern, subject string, opts *Options) {
 	m.p, m.src, m.items = p, subject, p.items
-	m.every, m.depth = DefaultCheckEvery, DefaultMaxDepth
+	m.every, m.limit = DefaultCheckEvery, DefaultMaxDepth
 	if opts != nil {
 		m.check, m.max = opts.Check, opts.MaxSteps
 		if opts.CheckEvery > 0 {
 			m.every = opts.CheckEvery
 		}
 		if opts.MaxDepth > 0 {
-			m.depth = opts.MaxDepth
+			m.limit = opts.MaxDepth
 		}
 	}
 	m.window = m.every
@@ -324,6 +325,7 @@ func (m *matcher) fill(r *Match, start, end int) {
 // if none.
 func (m *matcher) find(init int) (int, int) {
 	n := len(m.src)
+	m.depth = m.limit // afresh, even if the last search was stopped midway
 	// When the first item that consumes input must match a byte, skip the
 	// offsets where it cannot: trying them would fail at that item, and
 	// only captures (which cannot fail for the first 32) come before it.
@@ -519,7 +521,7 @@ loop:
 			}
 			pi++
 		case opError:
-			panic(abort{it.err})
+			panic(abort{m.p.err})
 		}
 	}
 	m.depth++
@@ -552,7 +554,7 @@ func (m *matcher) balance(s int, open, close byte) int {
 // s, then shorter ones, until the rest of the pattern matches.
 func (m *matcher) maxExpand(s, pi int) int {
 	src := m.src
-	set := &m.items[pi].set
+	set := m.items[pi].set
 	i := 0
 	for s+i < len(src) && set.has(src[s+i]) {
 		i++
@@ -585,7 +587,7 @@ func (m *matcher) maxExpand(s, pi int) int {
 // s after which the rest of the pattern matches.
 func (m *matcher) minExpand(s, pi int) int {
 	src := m.src
-	set := &m.items[pi].set
+	set := m.items[pi].set
 	next := m.items[pi].next
 	if m.depth == 0 {
 		panic(abort{ErrTooComplex})
