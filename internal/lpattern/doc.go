@@ -26,7 +26,7 @@
 //	string.find(s, p, init, plain):
 //	    m, err := cache.Find(s, p, InitOffset(init, len(s)), plain, opts)
 //	    // nil m: return nil. Else m.Start+1, m.End, then m.Count(false)
-//	    // values m.Get(i) (m.Check() first: "unfinished capture").
+//	    // values m.Get(i) (which may fail: "unfinished capture").
 //	string.match(s, p, init):
 //	    m, err := cache.Compile(p).Find(s, InitOffset(init, len(s)), opts)
 //	    // values: m.Count(true) of m.Get(i).

@@ -100,7 +100,7 @@ func allMatches(p *Pattern, subject string, init int) (string, error) {
 		if m == nil {
 			return b.String(), nil
 		}
-		if err := m.Check(); err != nil {
+		if err := m.Err(); err != nil {
 			return "", err
 		}
 		fmt.Fprintf(&b, "%d-%d(", m.Start, m.End)

@@ -88,10 +88,11 @@ func (m *Match) Get(i int) (Capture, error) {
 	return c, nil
 }
 
-// Check returns the error Lua raises when it pushes all of m's values, as
+// Err returns the error Lua raises when it pushes all of m's values, as
 // string.find, string.match, string.gmatch and gsub's function call do:
-// "unfinished capture" if a capture was never closed, else nil.
-func (m *Match) Check() error {
+// "unfinished capture" if a capture was never closed, else nil. (Get
+// reports the same error for the capture itself.)
+func (m *Match) Err() error {
 	for _, c := range m.Caps {
 		if c.Kind == CapUnfinished {
 			return errUnfinished
@@ -117,6 +118,10 @@ func InitOffset(init int64, n int) int {
 	return int(init)
 }
 
+func clamp(i, n int) int {
+	return max(0, min(i, n))
+}
+
 // HasSpecials reports whether pattern contains a character that makes
 // Lua 5.1's string.find run the matcher rather than a plain search:
 // one of ^$*+?.([%- before the first NUL byte.
@@ -131,13 +136,14 @@ func HasSpecials(pattern string) bool {
 // (see InitOffset): a plain substring search when plain is true or the
 // pattern has no special characters (HasSpecials), else a pattern match.
 // It returns nil when nothing matches. The returned Match's values are
-// those string.find returns after the positions: m.Count(false), m.Get(i),
-// and m.Check() for the "unfinished capture" error.
+// those string.find returns after the positions: m.Count(false) of
+// m.Get(i). An init outside [0, len(subject)] is clamped.
 func Find(subject, pattern string, init int, plain bool, opts *Options) (*Match, error) {
 	return find(subject, pattern, init, plain, opts, Compile)
 }
 
 func find(subject, pattern string, init int, plain bool, opts *Options, compile func(string) *Pattern) (*Match, error) {
+	init = clamp(init, len(subject))
 	if plain || !HasSpecials(pattern) {
 		k := strings.Index(subject[init:], pattern)
 		if k < 0 {
@@ -151,7 +157,9 @@ func find(subject, pattern string, init int, plain bool, opts *Options, compile 
 // Find returns the first match of p in subject that starts at or after the
 // 0-based offset init (only at init if p is anchored), or nil. This is the
 // search of string.find (without the plain shortcut) and string.match.
+// An init outside [0, len(subject)] is clamped.
 func (p *Pattern) Find(subject string, init int, opts *Options) (*Match, error) {
+	init = clamp(init, len(subject))
 	var m matcher
 	m.reset(p, subject, opts)
 	var start, end int
