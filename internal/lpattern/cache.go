@@ -19,14 +19,18 @@ type Cache struct {
 // MaxCachedLen is the longest pattern a Cache keeps.
 const MaxCachedLen = 256
 
-type cacheKey struct {
-	pat    string
-	gmatch bool
+type cacheMap struct {
+	// pattern text -> *Pattern, one map per reading of '^': a string key
+	// hashes faster than a struct.
+	find, gmatch sync.Map
+	n            atomic.Int64
 }
 
-type cacheMap struct {
-	m sync.Map // cacheKey -> *Pattern
-	n atomic.Int64
+func (cm *cacheMap) of(gmatch bool) *sync.Map {
+	if gmatch {
+		return &cm.gmatch
+	}
+	return &cm.find
 }
 
 // NewCache returns a Cache of up to size patterns.
@@ -51,9 +55,8 @@ func (c *Cache) get(pat string, gmatch bool) *Pattern {
 	if len(pat) > MaxCachedLen {
 		return compile(pat, !gmatch)
 	}
-	key := cacheKey{pat, gmatch}
 	cm := c.cur.Load()
-	if p, ok := cm.m.Load(key); ok {
+	if p, ok := cm.of(gmatch).Load(pat); ok {
 		return p.(*Pattern)
 	}
 	p := compile(pat, !gmatch)
@@ -64,6 +67,6 @@ func (c *Cache) get(pat string, gmatch bool) *Pattern {
 		c.cur.Store(cm)
 		cm.n.Add(1)
 	}
-	cm.m.Store(key, p)
+	cm.of(gmatch).Store(pat, p)
 	return p
 }
