@@ -105,7 +105,7 @@ func TestCheckCadence(t *testing.T) {
 			if m.Steps() < n/16 {
 				t.Fatalf("%d steps for %d bytes of work; want one per 16 bytes at least", m.Steps(), n)
 			}
-			if worst > every+skipChunk>>4+n>>4 {
+			if worst > every+skipChunk>>4 {
 				t.Fatalf("%d steps between two checks; want about %d", worst, every)
 			}
 		})
