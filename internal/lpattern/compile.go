@@ -19,7 +19,7 @@ const (
 	opBackref                 // %1-%9
 	opBalance                 // %bxy
 	opFrontier                // %f[set]
-	opError                   // a malformed part: raise err when reached
+	opError                   // a malformed part: raise the pattern's err when reached
 )
 
 // item is one pattern item. It is kept small (40 bytes) because a pattern
