@@ -84,6 +84,9 @@ func (e *ScriptError) Unwrap() error {
 
 // scriptError turns the runtime's error into the engine's.
 func scriptError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var re *runtime.Error
 	if !errors.As(err, &re) {
 		return err

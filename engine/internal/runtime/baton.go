@@ -48,6 +48,7 @@ type Runtime struct {
 	loop    *lua.LFunction // the worker coroutine body
 	workers []*worker      // idle workers
 	lctx    *loopCtx       // the context workers run under
+	vals    []lua.LValue   // scratch for a call's first resume
 	closed  bool
 
 	// The watchdog's view, written by the baton holder:

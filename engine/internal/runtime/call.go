@@ -197,9 +197,11 @@ func (r *Runtime) step(t *task) {
 			}
 		}
 		t.w = r.take()
-		vals := make([]lua.LValue, 0, len(args)+1)
-		vals = append(vals, fn)
+		// Resume copies the values onto the coroutine's stack: the
+		// runtime's scratch slice serves every call.
+		vals := append(r.vals[:0], fn)
 		vals = append(vals, args...)
+		r.vals = vals[:0]
 		r.begin(t)
 		if t.w.started {
 			st, err, rets = sandbox.ResumeGuarded(r.L, t.w.th, nil, vals)
