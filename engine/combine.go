@@ -411,6 +411,9 @@ func readAuth(L *lua.LState, b binding, rets []lua.LValue) *AuthResult {
 	if len(rets) > 1 {
 		r.onLoggedIn, _ = rets[1].(*lua.LFunction)
 	}
+	if r.onLoggedIn != nil {
+		r.release = b.gen.hold()
+	}
 	return r
 }
 
@@ -526,6 +529,9 @@ func (e *Engine) batch(ctx context.Context, cb *luaapi.Callback, args func(*lua.
 		res = &UpdateBatch{DurationMS: float64(n), gen: b.gen, inst: instanceOf(b.gen, L)}
 		if len(rets) > 1 {
 			res.done, _ = rets[1].(*lua.LFunction)
+		}
+		if res.done != nil {
+			res.release = b.gen.hold()
 		}
 		return true
 	})

@@ -104,6 +104,7 @@ type AuthResult struct {
 	gen        *generation
 	inst       int // the instance whose function onLoggedIn is
 	onLoggedIn *lua.LFunction
+	release    func() // the hold on gen while onLoggedIn may still run
 }
 
 // LoggedIn passes the login response ({user_id, access_token, device_id,
@@ -114,6 +115,7 @@ func (r *AuthResult) LoggedIn(ctx context.Context, response map[string]any) erro
 	if r == nil || r.onLoggedIn == nil {
 		return nil
 	}
+	defer r.release()
 	return r.gen.invokeOn(r.inst, ctx, runtime.Call{What: "on_logged_in", Fn: r.onLoggedIn, Args: argsOf(response), Timeout: r.gen.cfg.Timeout})
 }
 
@@ -124,6 +126,7 @@ type UpdateBatch struct {
 	gen        *generation
 	inst       int
 	done       *lua.LFunction
+	release    func() // the hold on gen while done may still run
 }
 
 // Done tells the module the batch ended (its optional second return).
@@ -131,6 +134,7 @@ func (u *UpdateBatch) Done(ctx context.Context) error {
 	if u == nil || u.done == nil {
 		return nil
 	}
+	defer u.release()
 	return u.gen.invokeOn(u.inst, ctx, runtime.Call{What: "on_update (batch end)", Fn: u.done, Timeout: u.gen.cfg.Timeout})
 }
 

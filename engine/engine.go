@@ -111,6 +111,10 @@ type Engine struct {
 	storeClosed bool
 
 	notifier notifier
+	// retiring counts replaced generations waiting for their holds;
+	// closing (closed by Close) stops the wait.
+	retiring sync.WaitGroup
+	closing  chan struct{}
 	// stopWatch ends the watcher Start began; watchDone reports its end.
 	stopWatch context.CancelFunc
 	watchDone <-chan error
@@ -211,7 +215,8 @@ func Start(ctx context.Context, configFile string, opts Options) (*Engine, error
 // every failure (LoadErrors), unless opts.AllowPartial is set.
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS, opts: opts,
-		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, memEvents: map[string]loadFailure{}}
+		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, memEvents: map[string]loadFailure{},
+		closing: make(chan struct{})}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -399,13 +404,23 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	close(e.closing)
+	e.retiring.Wait()
 	e.notifier.stop()
 	if old := e.snap.Swap(newSnapshot(nil)); old != nil {
 		old.retire()
 	}
+	// All at once: a module wedged in Go code costs its grace once, not
+	// once per module behind it.
+	var wg sync.WaitGroup
 	for _, g := range e.gens {
-		e.retire(g)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.retire(g)
+		}()
 	}
+	wg.Wait()
 	e.gens = nil
 	e.storeMu.Lock()
 	defer e.storeMu.Unlock()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,10 @@ type generation struct {
 	fingerprint string
 	// restarting is set once a memory restart of this generation began.
 	restarting atomic.Bool
+	// holds count what may still run on g after a reload (see hold).
+	holdMu sync.Mutex
+	holds  int
+	unheld chan struct{}
 }
 
 // instance is one state of a generation.
@@ -349,4 +354,65 @@ func (es LoadErrors) Error() string {
 		s += "\n  " + e.Error()
 	}
 	return s
+}
+
+// Holds: what can still run on a generation after its calls returned
+// (AuthResult.LoggedIn, UpdateBatch.Done) holds it, so a reload that
+// replaces it closes it only once they ran (or after holdMax, in case an
+// embedder never calls them). Timers hold their runtime the same way
+// (their calls count as in flight).
+
+// holdMax bounds how long an unused hold keeps a replaced generation.
+const holdMax = time.Minute
+
+// hold keeps g open until release is called (or holdMax passes). Only
+// while g is certainly open: inside a call on it.
+func (g *generation) hold() (release func()) {
+	g.holdMu.Lock()
+	g.holds++
+	g.holdMu.Unlock()
+	var once sync.Once
+	var timer *time.Timer
+	release = func() {
+		once.Do(func() {
+			timer.Stop()
+			g.holdMu.Lock()
+			g.holds--
+			if g.holds == 0 && g.unheld != nil {
+				close(g.unheld)
+				g.unheld = nil
+			}
+			g.holdMu.Unlock()
+		})
+	}
+	timer = time.AfterFunc(holdMax, release)
+	return release
+}
+
+// waitHolds waits until nothing holds g, for up to max or until abort.
+func (g *generation) waitHolds(max time.Duration, abort <-chan struct{}) {
+	g.holdMu.Lock()
+	if g.holds == 0 {
+		g.holdMu.Unlock()
+		return
+	}
+	if g.unheld == nil {
+		g.unheld = make(chan struct{})
+	}
+	ch := g.unheld
+	g.holdMu.Unlock()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-abort:
+	}
+}
+
+// held reports whether something holds g.
+func (g *generation) held() bool {
+	g.holdMu.Lock()
+	defer g.holdMu.Unlock()
+	return g.holds > 0
 }

@@ -242,6 +242,17 @@ func (e *Engine) ReloadWith(ctx context.Context, cfg *Config, force map[string]b
 	e.gens = next
 	e.publish()
 	for _, g := range retire {
+		if g.held() {
+			// An accepted login or a background-update batch may still
+			// call back into it: close it once they did.
+			e.retiring.Add(1)
+			go func() {
+				defer e.retiring.Done()
+				g.waitHolds(holdMax, e.closing)
+				e.retire(g)
+			}()
+			continue
+		}
 		e.retire(g)
 	}
 	if len(errs) > 0 {

@@ -268,7 +268,7 @@ func (r *Runtime) Close() { r.CloseWithin(closeGrace) }
 
 // closeGrace bounds how long Close waits for calls in flight; calls are
 // bounded by their own deadlines, so only a wedged one takes this long.
-var closeGrace = 30 * time.Second
+var closeGrace = 5 * time.Second
 
 // CloseWithin is Close with a chosen grace.
 func (r *Runtime) CloseWithin(grace time.Duration) {
