@@ -30,7 +30,7 @@ func configString(config map[string]any, key string) (string, bool, error) {
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", false, fmt.Errorf("%w: createRoom %s must be a string, not %T", ErrInvalid, key, v)
+		return "", false, refuse(ErrInvalid, "createRoom %s must be a string, not %T", key, v)
 	}
 	return s, true, nil
 }
@@ -42,7 +42,7 @@ func configMap(config map[string]any, key string) (map[string]any, error) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: createRoom %s must be an object, not %T", ErrInvalid, key, v)
+		return nil, refuse(ErrInvalid, "createRoom %s must be an object, not %T", key, v)
 	}
 	return cloneMap(m), nil
 }
@@ -72,7 +72,7 @@ func configList(config map[string]any, key string) ([]any, error) {
 			return nil, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: createRoom %s must be a list, not %T", ErrInvalid, key, config[key])
+	return nil, refuse(ErrInvalid, "createRoom %s must be a list, not %T", key, config[key])
 }
 
 func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConfig, error) {
@@ -90,7 +90,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	case "public":
 		c.public = true
 	default:
-		return nil, fmt.Errorf("%w: createRoom visibility %q (want public or private)", ErrInvalid, vis)
+		return nil, refuse(ErrInvalid, "createRoom visibility %q (want public or private)", vis)
 	}
 	switch c.preset {
 	case "":
@@ -100,7 +100,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 		}
 	case "public_chat", "private_chat", "trusted_private_chat":
 	default:
-		return nil, fmt.Errorf("%w: createRoom preset %q (want public_chat, private_chat or trusted_private_chat)", ErrInvalid, c.preset)
+		return nil, refuse(ErrInvalid, "createRoom preset %q (want public_chat, private_chat or trusted_private_chat)", c.preset)
 	}
 	aliasName, hasAlias, err := configString(config, "room_alias_name")
 	if err != nil {
@@ -108,11 +108,11 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	}
 	if hasAlias {
 		if aliasName == "" || strings.ContainsAny(aliasName, ":# \t\r\n") {
-			return nil, fmt.Errorf("%w: room_alias_name %q must be non-empty, without ':', '#' or whitespace", ErrInvalid, aliasName)
+			return nil, refuse(ErrInvalid, "room_alias_name %q must be non-empty, without ':', '#' or whitespace", aliasName)
 		}
 		c.alias = "#" + aliasName + ":" + h.serverName
 		if len(c.alias) > 255 {
-			return nil, fmt.Errorf("%w: room alias %q is longer than 255 bytes", ErrInvalid, c.alias)
+			return nil, refuse(ErrInvalid, "room alias %q is longer than 255 bytes", c.alias)
 		}
 	}
 	for _, key := range []string{"name", "topic"} {
@@ -136,7 +136,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	for _, v := range invites {
 		id, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("%w: createRoom invite entries must be user ID strings, not %T", ErrInvalid, v)
+			return nil, refuse(ErrInvalid, "createRoom invite entries must be user ID strings, not %T", v)
 		}
 		if err := validUserID(id); err != nil {
 			return nil, fmt.Errorf("createRoom invite: %w", err)
@@ -149,7 +149,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	if v, ok := config["is_direct"]; ok && v != nil {
 		b, ok := v.(bool)
 		if !ok {
-			return nil, fmt.Errorf("%w: createRoom is_direct must be a boolean, not %T", ErrInvalid, v)
+			return nil, refuse(ErrInvalid, "createRoom is_direct must be a boolean, not %T", v)
 		}
 		c.isDirect = b
 	}
@@ -173,11 +173,11 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	for _, v := range initial {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%w: createRoom initial_state entries must be objects, not %T", ErrInvalid, v)
+			return nil, refuse(ErrInvalid, "createRoom initial_state entries must be objects, not %T", v)
 		}
 		typ, _ := m["type"].(string)
 		if typ == "" || typ == evCreate || typ == evMember {
-			return nil, fmt.Errorf("%w: createRoom initial_state entry type %q (need a type other than %s and %s)", ErrInvalid, typ, evCreate, evMember)
+			return nil, refuse(ErrInvalid, "createRoom initial_state entry type %q (need a type other than %s and %s)", typ, evCreate, evMember)
 		}
 		key, _, err := configString(m, "state_key")
 		if err != nil {

@@ -43,6 +43,23 @@ var (
 	ErrForbidden = errors.New("forbidden")
 )
 
+// RuleError is a refusal or a malformed argument, with a message fit for
+// a client. errors.Is matches its Kind (ErrForbidden, ErrInvalid, ...), so
+// a homeserver picks the status from the kind and shows Msg as it is.
+type RuleError struct {
+	Kind error
+	Msg  string
+}
+
+func (e *RuleError) Error() string { return e.Kind.Error() + ": " + e.Msg }
+
+// Unwrap gives the kind.
+func (e *RuleError) Unwrap() error { return e.Kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &RuleError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
 // Host is an in-memory Matrix homeserver for development, tests and
 // `luahost serve`/`call`. It is also the worked example of implementing
 // engine.Host. Safe for concurrent use.
@@ -121,13 +138,13 @@ func splitID(id string) (localpart, server string, ok bool) {
 // the grammar for new registrations allows.
 func validUserID(id string) error {
 	if !strings.HasPrefix(id, "@") {
-		return fmt.Errorf("%w: user ID %q must start with @", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q must start with @", id)
 	}
 	if _, _, ok := splitID(id); !ok {
-		return fmt.Errorf("%w: user ID %q must look like @localpart:server", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q must look like @localpart:server", id)
 	}
 	if len(id) > 255 {
-		return fmt.Errorf("%w: user ID %q is longer than 255 bytes", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q is longer than 255 bytes", id)
 	}
 	return nil
 }

@@ -317,17 +317,17 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	senderM, targetM := r.membership(sender), r.membership(target)
 	needJoined := func() error {
 		if senderM != "join" {
-			return fmt.Errorf("%w: %s is not joined to room %s", ErrForbidden, sender, r.id)
+			return refuse(ErrForbidden, "%s is not joined to room %s", sender, r.id)
 		}
 		return nil
 	}
 	needLevel := func(action string, overTarget bool) error {
 		have, need := r.userLevel(sender), r.actionLevel(action)
 		if have < need {
-			return fmt.Errorf("%w: %s has power level %d, %s needs %d", ErrForbidden, sender, have, action, need)
+			return refuse(ErrForbidden, "%s has power level %d, %s needs %d", sender, have, action, need)
 		}
 		if overTarget && have <= r.userLevel(target) && sender != target {
-			return fmt.Errorf("%w: %s's power level is not above %s's", ErrForbidden, sender, target)
+			return refuse(ErrForbidden, "%s's power level is not above %s's", sender, target)
 		}
 		return nil
 	}
@@ -335,12 +335,12 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	case "join":
 		switch {
 		case sender != target:
-			return nil, fmt.Errorf("%w: %s cannot join on behalf of %s", ErrForbidden, sender, target)
+			return nil, refuse(ErrForbidden, "%s cannot join on behalf of %s", sender, target)
 		case targetM == "ban":
-			return nil, fmt.Errorf("%w: %s is banned from room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is banned from room %s", target, r.id)
 		case targetM == "join", targetM == "invite", r.joinRule() == "public":
 		default:
-			return nil, fmt.Errorf("%w: room %s is invite-only and %s has no invite", ErrForbidden, r.id, target)
+			return nil, refuse(ErrForbidden, "room %s is invite-only and %s has no invite", r.id, target)
 		}
 	case "invite":
 		if err := needJoined(); err != nil {
@@ -351,9 +351,9 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 		}
 		switch targetM {
 		case "join":
-			return nil, fmt.Errorf("%w: %s is already in room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is already in room %s", target, r.id)
 		case "ban":
-			return nil, fmt.Errorf("%w: %s is banned from room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is banned from room %s", target, r.id)
 		}
 		if h.isLocal(target) && h.users[target] == nil {
 			return nil, fmt.Errorf("invitee %s: %w", target, engine.ErrNotFound)
@@ -361,7 +361,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	case "leave":
 		if sender == target {
 			if targetM != "join" && targetM != "invite" && targetM != "knock" {
-				return nil, fmt.Errorf("%w: %s is not in room %s", ErrForbidden, target, r.id)
+				return nil, refuse(ErrForbidden, "%s is not in room %s", target, r.id)
 			}
 			break
 		}
@@ -378,7 +378,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 				return nil, err
 			}
 		default:
-			return nil, fmt.Errorf("%w: %s is not in room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is not in room %s", target, r.id)
 		}
 	case "ban":
 		if err := needJoined(); err != nil {
@@ -388,7 +388,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("%w: unsupported membership %q (want join, invite, leave or ban)", ErrInvalid, membership)
+		return nil, refuse(ErrInvalid, "unsupported membership %q (want join, invite, leave or ban)", membership)
 	}
 	c := cloneMap(content)
 	if c == nil {

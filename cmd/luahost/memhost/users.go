@@ -29,23 +29,23 @@ type session struct{ userID, deviceID string }
 // services) and no all-digit localparts (reserved for guests).
 func (h *Host) checkLocalpart(localpart string) error {
 	if localpart == "" {
-		return fmt.Errorf("%w: localpart is empty", ErrInvalid)
+		return refuse(ErrInvalid, "localpart is empty")
 	}
 	for _, r := range localpart {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', strings.ContainsRune("._=-/", r):
 		default:
-			return fmt.Errorf("%w: localpart %q: user IDs may only contain a-z, 0-9, '.', '_', '=', '-' and '/'", ErrInvalid, localpart)
+			return refuse(ErrInvalid, "localpart %q: user IDs may only contain a-z, 0-9, '.', '_', '=', '-' and '/'", localpart)
 		}
 	}
 	if localpart[0] == '_' {
-		return fmt.Errorf("%w: localpart %q: user IDs may not begin with '_'", ErrInvalid, localpart)
+		return refuse(ErrInvalid, "localpart %q: user IDs may not begin with '_'", localpart)
 	}
 	if strings.Trim(localpart, "0123456789") == "" {
-		return fmt.Errorf("%w: localpart %q: numeric user IDs are reserved for guest users", ErrInvalid, localpart)
+		return refuse(ErrInvalid, "localpart %q: numeric user IDs are reserved for guest users", localpart)
 	}
 	if id := "@" + localpart + ":" + h.serverName; len(id) > 255 {
-		return fmt.Errorf("%w: user ID %q is longer than 255 bytes", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q is longer than 255 bytes", id)
 	}
 	return nil
 }
@@ -102,7 +102,7 @@ func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) e
 		return err
 	}
 	if len(displayName) > 256 {
-		return fmt.Errorf("%w: display name is longer than 256 bytes", ErrInvalid)
+		return refuse(ErrInvalid, "display name is longer than 256 bytes")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
