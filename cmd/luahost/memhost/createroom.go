@@ -199,6 +199,20 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 // when taken), initial_state, name and topic follow, then the invites.
 // Every piece of state is also an event on the room's timeline.
 func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]any) (roomID, alias string, err error) {
+	return h.CreateRoomChecked(ctx, userID, config, nil)
+}
+
+// EventCheck is asked about each event of a room being created, in order,
+// with a copy of the state before it (where Synapse asks
+// check_event_allowed). It may return a replacement whose content is used
+// instead, or an error that aborts the creation; nil, nil keeps the event.
+// It runs without the Host's lock held, so it may call the Host.
+type EventCheck func(ev *engine.Event, before engine.StateMap) (*engine.Event, error)
+
+// CreateRoomChecked is CreateRoom with check asked about every event
+// before the room exists: the room is built aside and stored (with its
+// alias) only once every event passed.
+func (h *Host) CreateRoomChecked(ctx context.Context, userID string, config map[string]any, check EventCheck) (roomID, alias string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", "", err
 	}
@@ -209,28 +223,35 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	if err != nil {
 		return "", "", fmt.Errorf("create room: %w", err)
 	}
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	creator := h.users[userID]
-	if creator == nil {
-		return "", "", fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
+	if err := h.checkCreateRoom(userID, c); err != nil {
+		return "", "", err
 	}
-	if c.alias != "" {
-		if _, taken := h.aliases[c.alias]; taken {
-			return "", "", fmt.Errorf("create room: %w: %s", ErrAliasInUse, c.alias)
-		}
-	}
-	for _, id := range c.invites {
-		if h.isLocal(id) && h.users[id] == nil {
-			return "", "", fmt.Errorf("create room: invitee %s: %w", id, engine.ErrNotFound)
-		}
-	}
-	for roomID == "" || h.rooms[roomID] != nil {
-		roomID = "!" + randomUpper(18) + ":" + h.serverName
-	}
+	h.mu.RLock()
+	creatorName, creatorAvatar := h.users[userID].displayName, h.users[userID].avatarURL
+	h.mu.RUnlock()
+	roomID = "!" + randomUpper(18) + ":" + h.serverName
 	r := &room{id: roomID, creator: userID, state: engine.StateMap{}}
-
+	var buildErr error
+	add := func(ev *engine.Event) {
+		if buildErr != nil {
+			return
+		}
+		r.stamp(ev)
+		if check != nil {
+			rep, err := check(cloneEvent(ev), cloneState(r.state))
+			if err != nil {
+				buildErr = err
+				return
+			}
+			if rep != nil {
+				ev.Content = cloneMap(rep.ContentMap())
+				if ev.Content == nil {
+					ev.Content = map[string]any{}
+				}
+			}
+		}
+		r.record(ev)
+	}
 	createContent := c.creationContent
 	if createContent == nil {
 		createContent = map[string]any{}
@@ -239,13 +260,16 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	if n, err := strconv.Atoi(c.roomVersion); err != nil || n < 11 {
 		createContent["creator"] = userID // dropped from room version 11 on
 	}
-	r.append(stateEvent(evCreate, "", userID, createContent))
+	add(stateEvent(evCreate, "", userID, createContent))
 
-	join := map[string]any{"membership": "join", "displayname": creator.displayName}
-	if creator.avatarURL != "" {
-		join["avatar_url"] = creator.avatarURL
+	join := map[string]any{"membership": "join"}
+	if creatorName != "" {
+		join["displayname"] = creatorName
 	}
-	r.append(stateEvent(evMember, userID, userID, join))
+	if creatorAvatar != "" {
+		join["avatar_url"] = creatorAvatar
+	}
+	add(stateEvent(evMember, userID, userID, join))
 
 	initial := map[string]*engine.Event{}
 	for _, ev := range c.initialState {
@@ -292,43 +316,93 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	for k, v := range c.plOverride {
 		pl[k] = v
 	}
-	r.append(stateEvent(evPowerLevels, "", userID, pl))
+	add(stateEvent(evPowerLevels, "", userID, pl))
 
 	if c.alias != "" {
-		r.append(stateEvent(evCanonicalAlias, "", userID, map[string]any{"alias": c.alias}))
-		h.aliases[c.alias] = roomID
+		add(stateEvent(evCanonicalAlias, "", userID, map[string]any{"alias": c.alias}))
 	}
 	if !has(evJoinRules) {
 		rule := "invite"
 		if c.preset == "public_chat" {
 			rule = "public"
 		}
-		r.append(stateEvent(evJoinRules, "", userID, map[string]any{"join_rule": rule}))
+		add(stateEvent(evJoinRules, "", userID, map[string]any{"join_rule": rule}))
 	}
 	if !has(evHistoryVisibility) {
-		r.append(stateEvent(evHistoryVisibility, "", userID, map[string]any{"history_visibility": "shared"}))
+		add(stateEvent(evHistoryVisibility, "", userID, map[string]any{"history_visibility": "shared"}))
 	}
 	if c.preset != "public_chat" && !has(evGuestAccess) {
-		r.append(stateEvent(evGuestAccess, "", userID, map[string]any{"guest_access": "can_join"}))
+		add(stateEvent(evGuestAccess, "", userID, map[string]any{"guest_access": "can_join"}))
 	}
 	for _, ev := range c.initialState {
 		if initial[ev.Type+"\x00"+*ev.StateKey] == ev {
-			r.append(ev)
+			add(ev)
 		}
 	}
 	if c.name != nil {
-		r.append(stateEvent(evName, "", userID, map[string]any{"name": *c.name}))
+		add(stateEvent(evName, "", userID, map[string]any{"name": *c.name}))
 	}
 	if c.topic != nil {
-		r.append(stateEvent(evTopic, "", userID, map[string]any{"topic": *c.topic}))
+		add(stateEvent(evTopic, "", userID, map[string]any{"topic": *c.topic}))
 	}
 	for _, id := range c.invites {
 		content := map[string]any{"membership": "invite"}
 		if c.isDirect {
 			content["is_direct"] = true
 		}
-		r.append(stateEvent(evMember, id, userID, content))
+		add(stateEvent(evMember, id, userID, content))
 	}
-	h.rooms[roomID] = r
+	if buildErr != nil {
+		return "", "", buildErr
+	}
+	if err := h.commitRoom(userID, r, c); err != nil {
+		return "", "", err
+	}
 	return roomID, c.alias, nil
+}
+
+// checkCreateRoom checks what must exist (or not) for c.
+func (h *Host) checkCreateRoom(userID string, c *roomConfig) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if u := h.users[userID]; u == nil || u.deactivated {
+		return fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
+	}
+	if c.alias != "" {
+		if _, taken := h.aliases[c.alias]; taken {
+			return fmt.Errorf("create room: %w", refuse(ErrAliasInUse, "%s", c.alias))
+		}
+	}
+	for _, id := range c.invites {
+		if h.isLocal(id) && h.users[id] == nil {
+			return fmt.Errorf("create room: invitee %s: %w", id, engine.ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// commitRoom stores a built room: its events take their stream positions
+// now. What was checked before building is checked again, as the lock
+// was released meanwhile.
+func (h *Host) commitRoom(userID string, r *room, c *roomConfig) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.users[userID] == nil {
+		return fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
+	}
+	if c.alias != "" {
+		if _, taken := h.aliases[c.alias]; taken {
+			return fmt.Errorf("create room: %w", refuse(ErrAliasInUse, "%s", c.alias))
+		}
+		h.aliases[c.alias] = r.id
+	}
+	if h.rooms[r.id] != nil {
+		return fmt.Errorf("create room: room ID %s already exists", r.id)
+	}
+	r.h = h
+	for i := range r.timeline {
+		r.timeline[i].pos = h.advance()
+	}
+	h.rooms[r.id] = r
+	return nil
 }

@@ -71,10 +71,16 @@ type Host struct {
 	usersFolded  map[string]string  // lower-cased user ID → canonical ID
 	tokens       map[string]session // access token → session
 	rooms        map[string]*room
-	aliases      map[string]string                    // #alias:server → room ID
-	accountData  map[string]map[string]map[string]any // user → type → content
-	presence     map[string]engine.PresenceState
+	aliases      map[string]string                              // #alias:server → room ID
+	accountData  map[accountDataKey]map[string]accountDataEntry // whose → type → content
+	presence     map[string]presenceEntry
 	presenceSent [][]string
+	media        map[string]*Media
+	// Every change a client's /sync may report (room events, presence,
+	// account data) takes the next stream position; wake is closed and
+	// replaced at each, so long-polls wait on it.
+	pos  int64
+	wake chan struct{}
 }
 
 var (
@@ -106,9 +112,20 @@ func New(serverName string) *Host {
 		tokens:      map[string]session{},
 		rooms:       map[string]*room{},
 		aliases:     map[string]string{},
-		accountData: map[string]map[string]map[string]any{},
-		presence:    map[string]engine.PresenceState{},
+		accountData: map[accountDataKey]map[string]accountDataEntry{},
+		presence:    map[string]presenceEntry{},
+		media:       map[string]*Media{},
+		wake:        make(chan struct{}),
 	}
+}
+
+// advance takes the next stream position and wakes the long-polls.
+// The caller holds h.mu for writing, so a woken reader sees the change.
+func (h *Host) advance() int64 {
+	h.pos++
+	close(h.wake)
+	h.wake = make(chan struct{})
+	return h.pos
 }
 
 // ServerName implements engine.Host.

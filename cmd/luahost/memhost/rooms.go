@@ -32,24 +32,48 @@ type room struct {
 	id       string
 	creator  string
 	state    engine.StateMap
-	timeline []*engine.Event
+	timeline []stored
+	// h gives appended events their stream positions; nil while a room
+	// is being built, before it is committed (see commitRoom).
+	h         *Host
+	published bool              // listed in the room directory
+	deleted   bool              // shut down by an admin: kept only for /sync's leave section
+	txns      map[string]string // device + "\x00" + transaction ID → event ID
+}
+
+// stored is a timeline entry: the event, its stream position, and the
+// device and transaction ID a client sent it with.
+type stored struct {
+	ev            *engine.Event
+	pos           int64
+	device, txnID string
 }
 
 func stateEvent(typ, stateKey, sender string, content map[string]any) *engine.Event {
 	return &engine.Event{Type: typ, StateKey: &stateKey, Sender: sender, Content: content}
 }
 
-// append stamps ev (which the room now owns) with an event ID, the room ID
-// and a timestamp, records it on the timeline and, for a state event,
-// makes it current state. Like Synapse it notes the state it replaces in
-// unsigned.replaces_state and unsigned.prev_content.
+// append stamps ev (which the room now owns) and records it.
 func (r *room) append(ev *engine.Event) *engine.Event {
+	r.stamp(ev)
+	r.record(ev)
+	return ev
+}
+
+// stamp gives ev an event ID, the room ID and a timestamp.
+func (r *room) stamp(ev *engine.Event) {
 	ev.EventID = "$" + randomToken(32)
 	ev.RoomID = r.id
 	ev.OriginServerTS = nowMS()
 	if ev.Content == nil {
 		ev.Content = map[string]any{}
 	}
+}
+
+// record puts a stamped ev on the timeline and, for a state event, makes
+// it current state. Like Synapse it notes the state it replaces in
+// unsigned.replaces_state and unsigned.prev_content.
+func (r *room) record(ev *engine.Event) {
 	if ev.IsState() {
 		if prev := r.state.Get(ev.Type, *ev.StateKey); prev != nil {
 			if ev.Unsigned == nil {
@@ -60,8 +84,22 @@ func (r *room) append(ev *engine.Event) *engine.Event {
 		}
 		r.state.Put(ev)
 	}
-	r.timeline = append(r.timeline, ev)
-	return ev
+	var pos int64
+	if r.h != nil {
+		pos = r.h.advance()
+	}
+	r.timeline = append(r.timeline, stored{ev: ev, pos: pos})
+}
+
+// cloneState deep-copies a state map.
+func cloneState(s engine.StateMap) engine.StateMap {
+	out := engine.StateMap{}
+	for _, byKey := range s {
+		for _, ev := range byKey {
+			out.Put(cloneEvent(ev))
+		}
+	}
+	return out
 }
 
 func (r *room) membership(userID string) string {
@@ -182,7 +220,7 @@ func toInt(v any) (int64, bool) {
 // The caller holds h.mu.
 func (h *Host) lookupRoom(roomID string) (*room, error) {
 	r := h.rooms[roomID]
-	if r == nil {
+	if r == nil || r.deleted {
 		return nil, fmt.Errorf("room %s: %w", roomID, engine.ErrNotFound)
 	}
 	return r, nil
@@ -230,8 +268,8 @@ func (h *Host) Events(roomID string) []*engine.Event {
 		return nil
 	}
 	out := make([]*engine.Event, len(r.timeline))
-	for i, ev := range r.timeline {
-		out[i] = cloneEvent(ev)
+	for i, st := range r.timeline {
+		out[i] = cloneEvent(st.ev)
 	}
 	return out
 }

@@ -20,6 +20,9 @@ type user struct {
 	creationTS   int64 // seconds, as Synapse stores it
 	emails       []string
 	devices      map[string]string // device ID → display name
+	salt         string
+	password     []byte // passwordHash(salt, password); nil: no password
+	deactivated  bool
 }
 
 type session struct{ userID, deviceID string }
@@ -78,6 +81,7 @@ func (h *Host) UserInfo(ctx context.Context, userID string) (*engine.UserInfo, e
 		IsAdmin:      u.admin,
 		ShadowBanned: u.shadowBanned,
 		CreationTS:   u.creationTS,
+		Deactivated:  u.deactivated,
 	}, nil
 }
 
@@ -111,15 +115,7 @@ func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) e
 		return fmt.Errorf("set display name: user %s: %w", userID, engine.ErrNotFound)
 	}
 	u.displayName = displayName
-	for _, r := range h.rooms {
-		cur := r.state.Get(evMember, userID)
-		if cur == nil || cur.Content["membership"] != "join" {
-			continue
-		}
-		content := cloneMap(cur.Content)
-		content["displayname"] = displayName
-		r.append(stateEvent(evMember, userID, userID, content))
-	}
+	h.propagateProfile(u)
 	return nil
 }
 
