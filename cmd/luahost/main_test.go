@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,7 @@ func TestScripts(t *testing.T) {
 			"serve-bg":   cmdServeBg,
 			"stop-serve": cmdStopServe,
 			"http":       cmdHTTP,
+			"json-var":   cmdJSONVar,
 		},
 	})
 }
@@ -261,14 +263,27 @@ func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// http [-H 'Name: value']... METHOD PATH [BODY] sends a request to $ADDR and
-// prints the status, the Allow and Content-Type headers and the body.
+// http [-scrub] [-H 'Name: value']... METHOD PATH [BODY] sends a request to
+// $ADDR and prints the status, the Allow, Content-Type, Retry-After and
+// CORS headers and the body. With -scrub, a JSON body is printed with
+// sorted keys and what changes from run to run made constant: times
+// (origin_server_ts, age, last_active_ago) become 0 and event IDs
+// "<event>", so that the answer compares exactly (use cmpenv for room IDs).
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("http does not support '!'; check the status in stdout")
 	}
 	header := http.Header{}
-	for len(args) >= 2 && args[0] == "-H" {
+	scrub := false
+	for len(args) >= 1 && (args[0] == "-H" || args[0] == "-scrub") {
+		if args[0] == "-scrub" {
+			scrub = true
+			args = args[1:]
+			continue
+		}
+		if len(args) < 2 {
+			ts.Fatalf("http: -H needs 'Name: value'")
+		}
 		name, value, ok := strings.Cut(args[1], ":")
 		if !ok {
 			ts.Fatalf("http: -H %q is not 'Name: value'", args[1])
@@ -315,13 +330,82 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	w := ts.Stdout()
 	fmt.Fprintf(w, "%d\n", resp.StatusCode)
-	for _, name := range []string{"Allow", "Content-Type"} {
+	for _, name := range []string{"Allow", "Content-Type", "Retry-After", "Access-Control-Allow-Origin",
+		"Access-Control-Allow-Methods", "Access-Control-Allow-Headers"} {
 		for _, v := range resp.Header.Values(name) {
 			fmt.Fprintf(w, "%s: %s\n", name, v)
 		}
+	}
+	if scrub && len(b) > 0 {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			ts.Fatalf("http -scrub: the body is not JSON: %v\n%s", err, b)
+		}
+		b, err = json.Marshal(scrubJSON("", v))
+		ts.Check(err)
 	}
 	w.Write(b)
 	if len(b) > 0 && b[len(b)-1] != '\n' {
 		fmt.Fprintln(w)
 	}
+}
+
+// scrubJSON makes the run-dependent values of a JSON answer constant
+// (see cmdHTTP).
+func scrubJSON(key string, v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = scrubJSON(k, x)
+		}
+		return t
+	case []any:
+		for i, x := range t {
+			t[i] = scrubJSON(key, x)
+		}
+		return t
+	case float64:
+		switch key {
+		case "origin_server_ts", "age", "last_active_ago":
+			return 0
+		}
+	case string:
+		switch key {
+		case "event_id", "replaces_state", "redacts":
+			if strings.HasPrefix(t, "$") {
+				return "<event>"
+			}
+		}
+	}
+	return v
+}
+
+// json-var NAME KEY... sets NAME to the value at KEY (nested keys in turn)
+// of the JSON body the last http command printed.
+func cmdJSONVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: json-var NAME KEY...")
+	}
+	out := ts.ReadFile("stdout")
+	i := strings.Index(out, "{")
+	if i < 0 {
+		ts.Fatalf("json-var: the last output has no JSON object:\n%s", out)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(out[i:]), &v); err != nil {
+		ts.Fatalf("json-var: %v\n%s", err, out)
+	}
+	for _, k := range args[1:] {
+		m, ok := v.(map[string]any)
+		if !ok {
+			ts.Fatalf("json-var: no %q in %s", k, out)
+		}
+		v = m[k]
+	}
+	s, ok := v.(string)
+	if !ok {
+		b, _ := json.Marshal(v)
+		s = string(b)
+	}
+	ts.Setenv(args[0], s)
 }
