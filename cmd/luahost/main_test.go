@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +57,8 @@ func TestScripts(t *testing.T) {
 			"stop-serve": cmdStopServe,
 			"http":       cmdHTTP,
 			"json-var":   cmdJSONVar,
+
+			"shared-secret-mac": cmdSharedSecretMAC,
 		},
 	})
 }
@@ -408,4 +413,15 @@ func cmdJSONVar(ts *testscript.TestScript, neg bool, args []string) {
 		s = string(b)
 	}
 	ts.Setenv(args[0], s)
+}
+
+// shared-secret-mac SECRET NONCE USER PASSWORD admin|notadmin sets MAC to
+// the mac of Synapse's shared-secret registration.
+func cmdSharedSecretMAC(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 5 {
+		ts.Fatalf("usage: shared-secret-mac SECRET NONCE USER PASSWORD admin|notadmin")
+	}
+	mac := hmac.New(sha1.New, []byte(args[0]))
+	mac.Write([]byte(args[1] + "\x00" + args[2] + "\x00" + args[3] + "\x00" + args[4]))
+	ts.Setenv("MAC", hex.EncodeToString(mac.Sum(nil)))
 }
