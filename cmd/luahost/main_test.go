@@ -117,7 +117,8 @@ var (
 
 // serve-bg CONFIG [flags...] starts `luahost serve -c CONFIG --listen
 // 127.0.0.1:0 [flags...]` in the background and waits until it serves;
-// ADDR is set to its address and TOKEN to the first dev user's token;
+// ADDR is set to its address, TOKEN to the first dev user's token and
+// TOKEN_<LOCALPART> (upper case) to each dev user's;
 // what it printed so far is the command's output.
 // With `!`, the server must instead exit with an error before serving;
 // its output is then available to stdout/stderr.
@@ -216,6 +217,9 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("serve-bg: luahost serve exited before serving (%v)\nstdout:\n%s\nstderr:\n%s", s.err, out, errOut)
 			}
 			if ev.token != "" {
+				// TOKEN_ALICE for @alice:server, and TOKEN for the first.
+				localpart, _, _ := strings.Cut(strings.TrimPrefix(ev.user, "@"), ":")
+				ts.Setenv("TOKEN_"+strings.ToUpper(localpart), ev.token)
 				if token == "" {
 					token = ev.token
 					ts.Setenv("TOKEN", token)
@@ -346,8 +350,11 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		if err := json.Unmarshal(b, &v); err != nil {
 			ts.Fatalf("http -scrub: the body is not JSON: %v\n%s", err, b)
 		}
-		b, err = json.Marshal(scrubJSON("", v))
-		ts.Check(err)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		ts.Check(enc.Encode(scrubJSON("", v)))
+		b = bytes.TrimRight(buf.Bytes(), "\n")
 	}
 	w.Write(b)
 	if len(b) > 0 && b[len(b)-1] != '\n' {

@@ -201,9 +201,15 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	if body == nil {
 		body = map[string]any{}
 	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		b, status = []byte(`{"errcode":"M_UNKNOWN","error":"Internal server error"}`), http.StatusInternalServerError
+	// Like Synapse, no HTML escaping: "<" stays "<".
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	b := []byte(`{"errcode":"M_UNKNOWN","error":"Internal server error"}`)
+	if err := enc.Encode(body); err != nil {
+		status = http.StatusInternalServerError
+	} else {
+		b = bytes.TrimRight(buf.Bytes(), "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -14,7 +14,7 @@ func (h *Host) GlobalAccountData(ctx context.Context, userID, typ string) (map[s
 		return nil, err
 	}
 	if !h.isLocal(userID) {
-		return nil, fmt.Errorf("global account data: %w: %s is not a user of %s", ErrInvalid, userID, h.serverName)
+		return nil, fmt.Errorf("global account data: %w", refuse(ErrInvalid, "%s is not a user of %s", userID, h.serverName))
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -32,10 +32,10 @@ func (h *Host) PutGlobalAccountData(ctx context.Context, userID, typ string, con
 		return err
 	}
 	if typ == "" {
-		return fmt.Errorf("put global account data: %w: empty type", ErrInvalid)
+		return fmt.Errorf("put global account data: %w", refuse(ErrInvalid, "empty type"))
 	}
 	if !h.isLocal(userID) {
-		return fmt.Errorf("put global account data: %w: %s is not a user of %s", ErrInvalid, userID, h.serverName)
+		return fmt.Errorf("put global account data: %w", refuse(ErrInvalid, "%s is not a user of %s", userID, h.serverName))
 	}
 	c := cloneMap(content)
 	if c == nil {
@@ -122,7 +122,7 @@ func (h *Host) SetPresence(ctx context.Context, states []engine.PresenceState) e
 		switch s.State {
 		case "online", "unavailable", "offline":
 		default:
-			return fmt.Errorf("set presence: %w: state %q for %s (want online, unavailable or offline)", ErrInvalid, s.State, s.UserID)
+			return fmt.Errorf("set presence: %w", refuse(ErrInvalid, "state %q for %s (want online, unavailable or offline)", s.State, s.UserID))
 		}
 	}
 	h.mu.Lock()

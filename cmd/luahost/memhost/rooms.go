@@ -283,10 +283,10 @@ func (h *Host) SendEvent(ctx context.Context, ev *engine.Event) (*engine.Event, 
 		return nil, err
 	}
 	if ev == nil {
-		return nil, fmt.Errorf("send event: %w: nil event", ErrInvalid)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrInvalid, "nil event"))
 	}
 	if ev.Type == "" {
-		return nil, fmt.Errorf("send event: %w: event has no type", ErrInvalid)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrInvalid, "event has no type"))
 	}
 	if err := validUserID(ev.Sender); err != nil {
 		return nil, fmt.Errorf("send event: sender: %w", err)
@@ -306,16 +306,16 @@ func (h *Host) SendEvent(ctx context.Context, ev *engine.Event) (*engine.Event, 
 		return cloneEvent(stored), nil
 	}
 	if ev.Type == evCreate {
-		return nil, fmt.Errorf("send event: %w: room %s already has a create event", ErrForbidden, r.id)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "room %s already has a create event", r.id))
 	}
 	if m := r.membership(ev.Sender); m != "join" {
-		return nil, fmt.Errorf("send event: %w: %s is not joined to room %s", ErrForbidden, ev.Sender, r.id)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "%s is not joined to room %s", ev.Sender, r.id))
 	}
 	if ev.IsState() && strings.HasPrefix(*ev.StateKey, "@") && *ev.StateKey != ev.Sender {
-		return nil, fmt.Errorf("send event: %w: state key %s belongs to another user", ErrForbidden, *ev.StateKey)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "state key %s belongs to another user", *ev.StateKey))
 	}
 	if have, need := r.userLevel(ev.Sender), r.eventLevel(ev.Type, ev.IsState()); have < need {
-		return nil, fmt.Errorf("send event: %w: %s has power level %d, %s needs %d", ErrForbidden, ev.Sender, have, ev.Type, need)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "%s has power level %d, %s needs %d", ev.Sender, have, ev.Type, need))
 	}
 	stored := cloneEvent(ev)
 	stored.EventID, stored.OriginServerTS = "", 0

@@ -133,7 +133,7 @@ func (h *Host) RegisterUser(ctx context.Context, nu engine.NewUser) (string, err
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, taken := h.usersFolded[strings.ToLower(id)]; taken {
-		return "", fmt.Errorf("register user: %w: %s", ErrUserInUse, id)
+		return "", fmt.Errorf("register user: %w", refuse(ErrUserInUse, "%s", id))
 	}
 	name := nu.DisplayName
 	if name == "" {
@@ -219,7 +219,7 @@ func (h *Host) CreateUser(userID string, admin bool) (accessToken string, err er
 	}
 	localpart, server, _ := splitID(userID)
 	if server != h.serverName {
-		return "", fmt.Errorf("create user: %w: %s is not on this server (%s)", ErrInvalid, userID, h.serverName)
+		return "", fmt.Errorf("create user: %w", refuse(ErrInvalid, "%s is not on this server (%s)", userID, h.serverName))
 	}
 	id, _ := h.CheckUserExists(ctx, userID)
 	if id == "" {
