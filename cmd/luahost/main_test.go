@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 			"json-var":   cmdJSONVar,
 
 			"shared-secret-mac": cmdSharedSecretMAC,
+			"media-path":        cmdMediaPath,
 		},
 	})
 }
@@ -431,4 +432,13 @@ func cmdSharedSecretMAC(ts *testscript.TestScript, neg bool, args []string) {
 	mac := hmac.New(sha1.New, []byte(args[0]))
 	mac.Write([]byte(args[1] + "\x00" + args[2] + "\x00" + args[3] + "\x00" + args[4]))
 	ts.Setenv("MAC", hex.EncodeToString(mac.Sum(nil)))
+}
+
+// media-path NAME mxc://server/id sets NAME to "server/id", the path of
+// the media under /download/.
+func cmdMediaPath(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || !strings.HasPrefix(args[1], "mxc://") {
+		ts.Fatalf("usage: media-path NAME mxc://SERVER/ID")
+	}
+	ts.Setenv(args[0], strings.TrimPrefix(args[1], "mxc://"))
 }
