@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,7 @@ func TestScripts(t *testing.T) {
 
 			"shared-secret-mac": cmdSharedSecretMAC,
 			"media-path":        cmdMediaPath,
+			"hmac-sha512":       cmdHMACSHA512,
 		},
 	})
 }
@@ -218,9 +220,19 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("serve-bg: luahost serve exited before serving (%v)\nstdout:\n%s\nstderr:\n%s", s.err, out, errOut)
 			}
 			if ev.token != "" {
-				// TOKEN_ALICE for @alice:server, and TOKEN for the first.
+				// TOKEN_ALICE for @alice:server (TOKEN_GUEST_KIOSK for
+				// @guest-kiosk), and TOKEN for the first.
 				localpart, _, _ := strings.Cut(strings.TrimPrefix(ev.user, "@"), ":")
-				ts.Setenv("TOKEN_"+strings.ToUpper(localpart), ev.token)
+				name := strings.Map(func(r rune) rune {
+					switch {
+					case r >= 'a' && r <= 'z':
+						return r - 'a' + 'A'
+					case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+						return r
+					}
+					return '_'
+				}, localpart)
+				ts.Setenv("TOKEN_"+name, ev.token)
 				if token == "" {
 					token = ev.token
 					ts.Setenv("TOKEN", token)
@@ -441,4 +453,14 @@ func cmdMediaPath(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: media-path NAME mxc://SERVER/ID")
 	}
 	ts.Setenv(args[0], strings.TrimPrefix(args[1], "mxc://"))
+}
+
+// hmac-sha512 NAME KEY DATA sets NAME to hex(HMAC-SHA512(KEY, DATA)).
+func cmdHMACSHA512(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: hmac-sha512 NAME KEY DATA")
+	}
+	mac := hmac.New(sha512.New, []byte(args[1]))
+	mac.Write([]byte(args[2]))
+	ts.Setenv(args[0], hex.EncodeToString(mac.Sum(nil)))
 }

@@ -85,6 +85,7 @@ func (s *Server) addRoutes() {
 
 	s.admin("POST", "/_synapse/admin/v1/deactivate/{user}", s.adminDeactivate)
 	s.admin("DELETE", "/_synapse/admin/v1/rooms/{room}", s.adminDeleteRoom)
+	s.admin("POST", "/_synapse/admin/v1/background_updates/start_job", s.adminStartJob)
 }
 
 func (s *Server) versions(c *call) (any, error) {

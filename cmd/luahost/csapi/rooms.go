@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
 )
 
@@ -450,15 +451,18 @@ func (s *Server) createRoom(c *call) (any, error) {
 				return nil, moduleErr("user_may_invite", err)
 			}
 			if !d.Allowed() {
-				return nil, refusal(d, "Invites have been disabled on this server")
+				// Synapse sends the invites once the room exists: the
+				// room stays, the request fails.
+				return nil, fmt.Errorf("%w: %w", memhost.ErrCommitSoFar, refusal(d, "Invites have been disabled on this server"))
 			}
 		}
 		return s.eventAllowed(ctx, ev, before)
 	}
 	roomID, gotAlias, err := s.host.CreateRoomChecked(ctx, userID, config, check)
-	if err != nil {
+	if roomID == "" {
 		return nil, err
 	}
+	failed := err
 	if visibility == "public" {
 		if err := s.host.SetPublished(ctx, roomID, true); err != nil {
 			return nil, err
@@ -468,6 +472,9 @@ func (s *Server) createRoom(c *call) (any, error) {
 		for _, ev := range s.host.Events(roomID) {
 			s.newEvent(ev)
 		}
+	}
+	if failed != nil {
+		return nil, failed
 	}
 	resp := map[string]any{"room_id": roomID}
 	if gotAlias != "" {

@@ -112,6 +112,13 @@ func (h *Host) Event(ctx context.Context, roomID, eventID string) (*engine.Event
 	return nil, fmt.Errorf("event %s: %w", eventID, engine.ErrNotFound)
 }
 
+// RoomCount is how many rooms exist.
+func (h *Host) RoomCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.sortedRooms())
+}
+
 // SetPublished lists a room in the room directory, or takes it off.
 func (h *Host) SetPublished(ctx context.Context, roomID string, published bool) error {
 	if err := ctx.Err(); err != nil {

@@ -2,6 +2,7 @@ package memhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -209,9 +210,16 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 // It runs without the Host's lock held, so it may call the Host.
 type EventCheck func(ev *engine.Event, before engine.StateMap) (*engine.Event, error)
 
+// ErrCommitSoFar, wrapped in an EventCheck's error, stores the room with
+// the events before the refused one, and CreateRoomChecked returns the
+// room along with the error: Synapse's createRoom fails on a refused
+// invite after the room exists.
+var ErrCommitSoFar = errors.New("room stored up to the refused event")
+
 // CreateRoomChecked is CreateRoom with check asked about every event
 // before the room exists: the room is built aside and stored (with its
-// alias) only once every event passed.
+// alias) only once every event passed (or one was refused with
+// ErrCommitSoFar).
 func (h *Host) CreateRoomChecked(ctx context.Context, userID string, config map[string]any, check EventCheck) (roomID, alias string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", "", err
@@ -352,13 +360,13 @@ func (h *Host) CreateRoomChecked(ctx context.Context, userID string, config map[
 		}
 		add(stateEvent(evMember, id, userID, content))
 	}
-	if buildErr != nil {
+	if buildErr != nil && !errors.Is(buildErr, ErrCommitSoFar) {
 		return "", "", buildErr
 	}
 	if err := h.commitRoom(userID, r, c); err != nil {
 		return "", "", err
 	}
-	return roomID, c.alias, nil
+	return roomID, c.alias, buildErr
 }
 
 // checkCreateRoom checks what must exist (or not) for c.
