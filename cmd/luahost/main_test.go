@@ -62,6 +62,7 @@ func TestScripts(t *testing.T) {
 			"shared-secret-mac": cmdSharedSecretMAC,
 			"media-path":        cmdMediaPath,
 			"hmac-sha512":       cmdHMACSHA512,
+			"wait-log":          cmdWaitLog,
 		},
 	})
 }
@@ -463,4 +464,29 @@ func cmdHMACSHA512(ts *testscript.TestScript, neg bool, args []string) {
 	mac := hmac.New(sha512.New, []byte(args[1]))
 	mac.Write([]byte(args[2]))
 	ts.Setenv(args[0], hex.EncodeToString(mac.Sum(nil)))
+}
+
+// wait-log REGEXP waits (up to startTimeout) until the running server's
+// log matches REGEXP: for a reload after a file change, say.
+func cmdWaitLog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: wait-log REGEXP")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	s := currentServer(ts)
+	if s == nil {
+		ts.Fatalf("wait-log: no server running (serve-bg first)")
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		_, errOut := s.output()
+		if re.MatchString(errOut) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("wait-log: no match for %q in the server's log within %v:\n%s", args[0], startTimeout, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
