@@ -289,7 +289,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Status()), ln.Addr())
 	// The Client-Server API owns /_matrix/ and the admin API; the rest
 	// goes to the modules' web resources.
-	handler := csapi.New(eng, host, csapi.Options{Logger: log, Fallback: eng.Handler(), RegistrationSharedSecret: *sharedSecret})
+	handler := csapi.New(eng, host, csapi.Options{Logger: log, Fallback: eng.Handler(),
+		RegistrationSharedSecret: *sharedSecret, Done: ctx.Done()})
 	if err := serveHTTP(ctx, handler, ln, 10*time.Second, log); err != nil {
 		printErr(stderr, err)
 		return 1

@@ -183,6 +183,36 @@ func TestSyncLongPollWakes(t *testing.T) {
 	}
 }
 
+// Closing Options.Done ends a waiting long-poll at once, for a quick
+// shutdown.
+func TestSyncEndsAtShutdown(t *testing.T) {
+	host := memhost.New("example.org")
+	tok, err := host.CreateUser("alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	ts := httptest.NewServer(New(nil, host, Options{Done: done, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	defer ts.Close()
+	_, first := do(t, "GET", ts.URL+"/_matrix/client/v3/sync?set_presence=offline", tok, "")
+	since := first["next_batch"].(string)
+	got := make(chan int, 1)
+	go func() {
+		status, _ := do(t, "GET", ts.URL+"/_matrix/client/v3/sync?set_presence=offline&timeout=60000&since="+since, tok, "")
+		got <- status
+	}()
+	time.Sleep(50 * time.Millisecond) // let it wait
+	close(done)
+	select {
+	case status := <-got:
+		if status != 200 {
+			t.Fatalf("the long-poll ended with %d; want 200", status)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the long-poll kept waiting after Done was closed")
+	}
+}
+
 // After a reload, the running server asks the new version of a module.
 func TestReloadChangesTheAnswer(t *testing.T) {
 	dir := t.TempDir()

@@ -46,6 +46,9 @@ type Options struct {
 	RegistrationSharedSecret string
 	// MaxUploadSize caps a media upload; 0 means DefaultMaxUploadSize.
 	MaxUploadSize int64
+	// Done, when closed, ends the /sync long-polls at once (with what
+	// they have), so that a graceful shutdown need not wait them out.
+	Done <-chan struct{}
 }
 
 // Server is the Client-Server API of one in-memory homeserver.

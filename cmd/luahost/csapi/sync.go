@@ -143,6 +143,9 @@ func (s *Server) sync(c *call) (any, error) {
 		case <-snap.Wake:
 			timer.Stop()
 		case <-timer.C:
+		case <-s.opts.Done:
+			timer.Stop()
+			return resp, nil
 		case <-ctx.Done():
 			timer.Stop()
 			return nil, ctx.Err()
