@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/luahost/luahost/cmd/luahost/csapi"
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
 	"github.com/luahost/luahost/engine/fswatch"
@@ -31,7 +32,7 @@ const usage = `usage: luahost <command> [flags]
 commands:
   check -c CONFIG                       load every module, list what each registered
   call  -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
-  serve -c CONFIG [--listen ADDR]       serve the modules' web resources
+  serve -c CONFIG [--listen ADDR]       serve a Client-Server API and the modules' web resources
 
 Run 'luahost <command> -h' for a command's flags.
 `
@@ -215,6 +216,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	noWatch := fs.Bool("no-watch", false, "do not reload when the config or a module file changes (SIGHUP still reloads)")
 	var devAdmins multiFlag
 	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
+	sharedSecret := fs.String("registration-shared-secret", "", "enable Synapse's shared-secret registration (/_synapse/admin/v1/register) with this secret")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -285,7 +287,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Status()), ln.Addr())
-	if err := serveHTTP(ctx, eng.Handler(), ln, 10*time.Second, log); err != nil {
+	// The Client-Server API owns /_matrix/ and the admin API; the rest
+	// goes to the modules' web resources.
+	handler := csapi.New(eng, host, csapi.Options{Logger: log, Fallback: eng.Handler(),
+		RegistrationSharedSecret: *sharedSecret, Done: ctx.Done()})
+	if err := serveHTTP(ctx, handler, ln, 10*time.Second, log); err != nil {
 		printErr(stderr, err)
 		return 1
 	}

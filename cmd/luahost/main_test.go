@@ -3,6 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +57,12 @@ func TestScripts(t *testing.T) {
 			"serve-bg":   cmdServeBg,
 			"stop-serve": cmdStopServe,
 			"http":       cmdHTTP,
+			"json-var":   cmdJSONVar,
+
+			"shared-secret-mac": cmdSharedSecretMAC,
+			"media-path":        cmdMediaPath,
+			"hmac-sha512":       cmdHMACSHA512,
+			"wait-log":          cmdWaitLog,
 		},
 	})
 }
@@ -110,7 +121,8 @@ var (
 
 // serve-bg CONFIG [flags...] starts `luahost serve -c CONFIG --listen
 // 127.0.0.1:0 [flags...]` in the background and waits until it serves;
-// ADDR is set to its address and TOKEN to the first dev user's token;
+// ADDR is set to its address, TOKEN to the first dev user's token and
+// TOKEN_<LOCALPART> (upper case) to each dev user's;
 // what it printed so far is the command's output.
 // With `!`, the server must instead exit with an error before serving;
 // its output is then available to stdout/stderr.
@@ -209,6 +221,19 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("serve-bg: luahost serve exited before serving (%v)\nstdout:\n%s\nstderr:\n%s", s.err, out, errOut)
 			}
 			if ev.token != "" {
+				// TOKEN_ALICE for @alice:server (TOKEN_GUEST_KIOSK for
+				// @guest-kiosk), and TOKEN for the first.
+				localpart, _, _ := strings.Cut(strings.TrimPrefix(ev.user, "@"), ":")
+				name := strings.Map(func(r rune) rune {
+					switch {
+					case r >= 'a' && r <= 'z':
+						return r - 'a' + 'A'
+					case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+						return r
+					}
+					return '_'
+				}, localpart)
+				ts.Setenv("TOKEN_"+name, ev.token)
 				if token == "" {
 					token = ev.token
 					ts.Setenv("TOKEN", token)
@@ -261,14 +286,27 @@ func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// http [-H 'Name: value']... METHOD PATH [BODY] sends a request to $ADDR and
-// prints the status, the Allow and Content-Type headers and the body.
+// http [-scrub] [-H 'Name: value']... METHOD PATH [BODY] sends a request to
+// $ADDR and prints the status, the Allow, Content-Type, Retry-After and
+// CORS headers and the body. With -scrub, a JSON body is printed with
+// sorted keys and what changes from run to run made constant: times
+// (origin_server_ts, age, last_active_ago) become 0 and event IDs
+// "<event>", so that the answer compares exactly (use cmpenv for room IDs).
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("http does not support '!'; check the status in stdout")
 	}
 	header := http.Header{}
-	for len(args) >= 2 && args[0] == "-H" {
+	scrub := false
+	for len(args) >= 1 && (args[0] == "-H" || args[0] == "-scrub") {
+		if args[0] == "-scrub" {
+			scrub = true
+			args = args[1:]
+			continue
+		}
+		if len(args) < 2 {
+			ts.Fatalf("http: -H needs 'Name: value'")
+		}
 		name, value, ok := strings.Cut(args[1], ":")
 		if !ok {
 			ts.Fatalf("http: -H %q is not 'Name: value'", args[1])
@@ -315,13 +353,140 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	w := ts.Stdout()
 	fmt.Fprintf(w, "%d\n", resp.StatusCode)
-	for _, name := range []string{"Allow", "Content-Type"} {
+	for _, name := range []string{"Allow", "Content-Type", "Retry-After", "Access-Control-Allow-Origin",
+		"Access-Control-Allow-Methods", "Access-Control-Allow-Headers"} {
 		for _, v := range resp.Header.Values(name) {
 			fmt.Fprintf(w, "%s: %s\n", name, v)
 		}
 	}
+	if scrub && len(b) > 0 {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			ts.Fatalf("http -scrub: the body is not JSON: %v\n%s", err, b)
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		ts.Check(enc.Encode(scrubJSON("", v)))
+		b = bytes.TrimRight(buf.Bytes(), "\n")
+	}
 	w.Write(b)
 	if len(b) > 0 && b[len(b)-1] != '\n' {
 		fmt.Fprintln(w)
+	}
+}
+
+// scrubJSON makes the run-dependent values of a JSON answer constant
+// (see cmdHTTP).
+func scrubJSON(key string, v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = scrubJSON(k, x)
+		}
+		return t
+	case []any:
+		for i, x := range t {
+			t[i] = scrubJSON(key, x)
+		}
+		return t
+	case float64:
+		switch key {
+		case "origin_server_ts", "age", "last_active_ago":
+			return 0
+		}
+	case string:
+		switch key {
+		case "event_id", "replaces_state", "redacts":
+			if strings.HasPrefix(t, "$") {
+				return "<event>"
+			}
+		}
+	}
+	return v
+}
+
+// json-var NAME KEY... sets NAME to the value at KEY (nested keys in turn)
+// of the JSON body the last http command printed.
+func cmdJSONVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: json-var NAME KEY...")
+	}
+	out := ts.ReadFile("stdout")
+	i := strings.Index(out, "{")
+	if i < 0 {
+		ts.Fatalf("json-var: the last output has no JSON object:\n%s", out)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(out[i:]), &v); err != nil {
+		ts.Fatalf("json-var: %v\n%s", err, out)
+	}
+	for _, k := range args[1:] {
+		m, ok := v.(map[string]any)
+		if !ok {
+			ts.Fatalf("json-var: no %q in %s", k, out)
+		}
+		v = m[k]
+	}
+	s, ok := v.(string)
+	if !ok {
+		b, _ := json.Marshal(v)
+		s = string(b)
+	}
+	ts.Setenv(args[0], s)
+}
+
+// shared-secret-mac SECRET NONCE USER PASSWORD admin|notadmin sets MAC to
+// the mac of Synapse's shared-secret registration.
+func cmdSharedSecretMAC(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 5 {
+		ts.Fatalf("usage: shared-secret-mac SECRET NONCE USER PASSWORD admin|notadmin")
+	}
+	mac := hmac.New(sha1.New, []byte(args[0]))
+	mac.Write([]byte(args[1] + "\x00" + args[2] + "\x00" + args[3] + "\x00" + args[4]))
+	ts.Setenv("MAC", hex.EncodeToString(mac.Sum(nil)))
+}
+
+// media-path NAME mxc://server/id sets NAME to "server/id", the path of
+// the media under /download/.
+func cmdMediaPath(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || !strings.HasPrefix(args[1], "mxc://") {
+		ts.Fatalf("usage: media-path NAME mxc://SERVER/ID")
+	}
+	ts.Setenv(args[0], strings.TrimPrefix(args[1], "mxc://"))
+}
+
+// hmac-sha512 NAME KEY DATA sets NAME to hex(HMAC-SHA512(KEY, DATA)).
+func cmdHMACSHA512(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: hmac-sha512 NAME KEY DATA")
+	}
+	mac := hmac.New(sha512.New, []byte(args[1]))
+	mac.Write([]byte(args[2]))
+	ts.Setenv(args[0], hex.EncodeToString(mac.Sum(nil)))
+}
+
+// wait-log REGEXP waits (up to startTimeout) until the running server's
+// log matches REGEXP: for a reload after a file change, say.
+func cmdWaitLog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: wait-log REGEXP")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	s := currentServer(ts)
+	if s == nil {
+		ts.Fatalf("wait-log: no server running (serve-bg first)")
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		_, errOut := s.output()
+		if re.MatchString(errOut) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("wait-log: no match for %q in the server's log within %v:\n%s", args[0], startTimeout, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -2,6 +2,7 @@ package memhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ func configString(config map[string]any, key string) (string, bool, error) {
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", false, fmt.Errorf("%w: createRoom %s must be a string, not %T", ErrInvalid, key, v)
+		return "", false, refuse(ErrInvalid, "createRoom %s must be a string, not %T", key, v)
 	}
 	return s, true, nil
 }
@@ -42,7 +43,7 @@ func configMap(config map[string]any, key string) (map[string]any, error) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: createRoom %s must be an object, not %T", ErrInvalid, key, v)
+		return nil, refuse(ErrInvalid, "createRoom %s must be an object, not %T", key, v)
 	}
 	return cloneMap(m), nil
 }
@@ -72,7 +73,7 @@ func configList(config map[string]any, key string) ([]any, error) {
 			return nil, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: createRoom %s must be a list, not %T", ErrInvalid, key, config[key])
+	return nil, refuse(ErrInvalid, "createRoom %s must be a list, not %T", key, config[key])
 }
 
 func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConfig, error) {
@@ -90,7 +91,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	case "public":
 		c.public = true
 	default:
-		return nil, fmt.Errorf("%w: createRoom visibility %q (want public or private)", ErrInvalid, vis)
+		return nil, refuse(ErrInvalid, "createRoom visibility %q (want public or private)", vis)
 	}
 	switch c.preset {
 	case "":
@@ -100,7 +101,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 		}
 	case "public_chat", "private_chat", "trusted_private_chat":
 	default:
-		return nil, fmt.Errorf("%w: createRoom preset %q (want public_chat, private_chat or trusted_private_chat)", ErrInvalid, c.preset)
+		return nil, refuse(ErrInvalid, "createRoom preset %q (want public_chat, private_chat or trusted_private_chat)", c.preset)
 	}
 	aliasName, hasAlias, err := configString(config, "room_alias_name")
 	if err != nil {
@@ -108,11 +109,11 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	}
 	if hasAlias {
 		if aliasName == "" || strings.ContainsAny(aliasName, ":# \t\r\n") {
-			return nil, fmt.Errorf("%w: room_alias_name %q must be non-empty, without ':', '#' or whitespace", ErrInvalid, aliasName)
+			return nil, refuse(ErrInvalid, "room_alias_name %q must be non-empty, without ':', '#' or whitespace", aliasName)
 		}
 		c.alias = "#" + aliasName + ":" + h.serverName
 		if len(c.alias) > 255 {
-			return nil, fmt.Errorf("%w: room alias %q is longer than 255 bytes", ErrInvalid, c.alias)
+			return nil, refuse(ErrInvalid, "room alias %q is longer than 255 bytes", c.alias)
 		}
 	}
 	for _, key := range []string{"name", "topic"} {
@@ -136,7 +137,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	for _, v := range invites {
 		id, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("%w: createRoom invite entries must be user ID strings, not %T", ErrInvalid, v)
+			return nil, refuse(ErrInvalid, "createRoom invite entries must be user ID strings, not %T", v)
 		}
 		if err := validUserID(id); err != nil {
 			return nil, fmt.Errorf("createRoom invite: %w", err)
@@ -149,7 +150,7 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	if v, ok := config["is_direct"]; ok && v != nil {
 		b, ok := v.(bool)
 		if !ok {
-			return nil, fmt.Errorf("%w: createRoom is_direct must be a boolean, not %T", ErrInvalid, v)
+			return nil, refuse(ErrInvalid, "createRoom is_direct must be a boolean, not %T", v)
 		}
 		c.isDirect = b
 	}
@@ -173,11 +174,11 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 	for _, v := range initial {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%w: createRoom initial_state entries must be objects, not %T", ErrInvalid, v)
+			return nil, refuse(ErrInvalid, "createRoom initial_state entries must be objects, not %T", v)
 		}
 		typ, _ := m["type"].(string)
 		if typ == "" || typ == evCreate || typ == evMember {
-			return nil, fmt.Errorf("%w: createRoom initial_state entry type %q (need a type other than %s and %s)", ErrInvalid, typ, evCreate, evMember)
+			return nil, refuse(ErrInvalid, "createRoom initial_state entry type %q (need a type other than %s and %s)", typ, evCreate, evMember)
 		}
 		key, _, err := configString(m, "state_key")
 		if err != nil {
@@ -199,6 +200,27 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 // when taken), initial_state, name and topic follow, then the invites.
 // Every piece of state is also an event on the room's timeline.
 func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]any) (roomID, alias string, err error) {
+	return h.CreateRoomChecked(ctx, userID, config, nil)
+}
+
+// EventCheck is asked about each event of a room being created, in order,
+// with a copy of the state before it (where Synapse asks
+// check_event_allowed). It may return a replacement whose content is used
+// instead, or an error that aborts the creation; nil, nil keeps the event.
+// It runs without the Host's lock held, so it may call the Host.
+type EventCheck func(ev *engine.Event, before engine.StateMap) (*engine.Event, error)
+
+// ErrCommitSoFar, wrapped in an EventCheck's error, stores the room with
+// the events before the refused one, and CreateRoomChecked returns the
+// room along with the error: Synapse's createRoom fails on a refused
+// invite after the room exists.
+var ErrCommitSoFar = errors.New("room stored up to the refused event")
+
+// CreateRoomChecked is CreateRoom with check asked about every event
+// before the room exists: the room is built aside and stored (with its
+// alias) only once every event passed (or one was refused with
+// ErrCommitSoFar).
+func (h *Host) CreateRoomChecked(ctx context.Context, userID string, config map[string]any, check EventCheck) (roomID, alias string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", "", err
 	}
@@ -209,28 +231,35 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	if err != nil {
 		return "", "", fmt.Errorf("create room: %w", err)
 	}
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	creator := h.users[userID]
-	if creator == nil {
-		return "", "", fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
+	if err := h.checkCreateRoom(userID, c); err != nil {
+		return "", "", err
 	}
-	if c.alias != "" {
-		if _, taken := h.aliases[c.alias]; taken {
-			return "", "", fmt.Errorf("create room: %w: %s", ErrAliasInUse, c.alias)
-		}
-	}
-	for _, id := range c.invites {
-		if h.isLocal(id) && h.users[id] == nil {
-			return "", "", fmt.Errorf("create room: invitee %s: %w", id, engine.ErrNotFound)
-		}
-	}
-	for roomID == "" || h.rooms[roomID] != nil {
-		roomID = "!" + randomUpper(18) + ":" + h.serverName
-	}
+	h.mu.RLock()
+	creatorName, creatorAvatar := h.users[userID].displayName, h.users[userID].avatarURL
+	h.mu.RUnlock()
+	roomID = "!" + randomUpper(18) + ":" + h.serverName
 	r := &room{id: roomID, creator: userID, state: engine.StateMap{}}
-
+	var buildErr error
+	add := func(ev *engine.Event) {
+		if buildErr != nil {
+			return
+		}
+		r.stamp(ev)
+		if check != nil {
+			rep, err := check(cloneEvent(ev), cloneState(r.state))
+			if err != nil {
+				buildErr = err
+				return
+			}
+			if rep != nil {
+				ev.Content = cloneMap(rep.ContentMap())
+				if ev.Content == nil {
+					ev.Content = map[string]any{}
+				}
+			}
+		}
+		r.record(ev)
+	}
 	createContent := c.creationContent
 	if createContent == nil {
 		createContent = map[string]any{}
@@ -239,13 +268,16 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	if n, err := strconv.Atoi(c.roomVersion); err != nil || n < 11 {
 		createContent["creator"] = userID // dropped from room version 11 on
 	}
-	r.append(stateEvent(evCreate, "", userID, createContent))
+	add(stateEvent(evCreate, "", userID, createContent))
 
-	join := map[string]any{"membership": "join", "displayname": creator.displayName}
-	if creator.avatarURL != "" {
-		join["avatar_url"] = creator.avatarURL
+	join := map[string]any{"membership": "join"}
+	if creatorName != "" {
+		join["displayname"] = creatorName
 	}
-	r.append(stateEvent(evMember, userID, userID, join))
+	if creatorAvatar != "" {
+		join["avatar_url"] = creatorAvatar
+	}
+	add(stateEvent(evMember, userID, userID, join))
 
 	initial := map[string]*engine.Event{}
 	for _, ev := range c.initialState {
@@ -292,43 +324,93 @@ func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]
 	for k, v := range c.plOverride {
 		pl[k] = v
 	}
-	r.append(stateEvent(evPowerLevels, "", userID, pl))
+	add(stateEvent(evPowerLevels, "", userID, pl))
 
 	if c.alias != "" {
-		r.append(stateEvent(evCanonicalAlias, "", userID, map[string]any{"alias": c.alias}))
-		h.aliases[c.alias] = roomID
+		add(stateEvent(evCanonicalAlias, "", userID, map[string]any{"alias": c.alias}))
 	}
 	if !has(evJoinRules) {
 		rule := "invite"
 		if c.preset == "public_chat" {
 			rule = "public"
 		}
-		r.append(stateEvent(evJoinRules, "", userID, map[string]any{"join_rule": rule}))
+		add(stateEvent(evJoinRules, "", userID, map[string]any{"join_rule": rule}))
 	}
 	if !has(evHistoryVisibility) {
-		r.append(stateEvent(evHistoryVisibility, "", userID, map[string]any{"history_visibility": "shared"}))
+		add(stateEvent(evHistoryVisibility, "", userID, map[string]any{"history_visibility": "shared"}))
 	}
 	if c.preset != "public_chat" && !has(evGuestAccess) {
-		r.append(stateEvent(evGuestAccess, "", userID, map[string]any{"guest_access": "can_join"}))
+		add(stateEvent(evGuestAccess, "", userID, map[string]any{"guest_access": "can_join"}))
 	}
 	for _, ev := range c.initialState {
 		if initial[ev.Type+"\x00"+*ev.StateKey] == ev {
-			r.append(ev)
+			add(ev)
 		}
 	}
 	if c.name != nil {
-		r.append(stateEvent(evName, "", userID, map[string]any{"name": *c.name}))
+		add(stateEvent(evName, "", userID, map[string]any{"name": *c.name}))
 	}
 	if c.topic != nil {
-		r.append(stateEvent(evTopic, "", userID, map[string]any{"topic": *c.topic}))
+		add(stateEvent(evTopic, "", userID, map[string]any{"topic": *c.topic}))
 	}
 	for _, id := range c.invites {
 		content := map[string]any{"membership": "invite"}
 		if c.isDirect {
 			content["is_direct"] = true
 		}
-		r.append(stateEvent(evMember, id, userID, content))
+		add(stateEvent(evMember, id, userID, content))
 	}
-	h.rooms[roomID] = r
-	return roomID, c.alias, nil
+	if buildErr != nil && !errors.Is(buildErr, ErrCommitSoFar) {
+		return "", "", buildErr
+	}
+	if err := h.commitRoom(userID, r, c); err != nil {
+		return "", "", err
+	}
+	return roomID, c.alias, buildErr
+}
+
+// checkCreateRoom checks what must exist (or not) for c.
+func (h *Host) checkCreateRoom(userID string, c *roomConfig) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if u := h.users[userID]; u == nil || u.deactivated {
+		return fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
+	}
+	if c.alias != "" {
+		if _, taken := h.aliases[c.alias]; taken {
+			return fmt.Errorf("create room: %w", refuse(ErrAliasInUse, "%s", c.alias))
+		}
+	}
+	for _, id := range c.invites {
+		if h.isLocal(id) && h.users[id] == nil {
+			return fmt.Errorf("create room: invitee %s: %w", id, engine.ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// commitRoom stores a built room: its events take their stream positions
+// now. What was checked before building is checked again, as the lock
+// was released meanwhile.
+func (h *Host) commitRoom(userID string, r *room, c *roomConfig) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.users[userID] == nil {
+		return fmt.Errorf("create room: creator %s: %w", userID, engine.ErrNotFound)
+	}
+	if c.alias != "" {
+		if _, taken := h.aliases[c.alias]; taken {
+			return fmt.Errorf("create room: %w", refuse(ErrAliasInUse, "%s", c.alias))
+		}
+		h.aliases[c.alias] = r.id
+	}
+	if h.rooms[r.id] != nil {
+		return fmt.Errorf("create room: room ID %s already exists", r.id)
+	}
+	r.h = h
+	for i := range r.timeline {
+		r.timeline[i].pos = h.advance()
+	}
+	h.rooms[r.id] = r
+	return nil
 }

@@ -43,6 +43,23 @@ var (
 	ErrForbidden = errors.New("forbidden")
 )
 
+// RuleError is a refusal or a malformed argument, with a message fit for
+// a client. errors.Is matches its Kind (ErrForbidden, ErrInvalid, ...), so
+// a homeserver picks the status from the kind and shows Msg as it is.
+type RuleError struct {
+	Kind error
+	Msg  string
+}
+
+func (e *RuleError) Error() string { return e.Kind.Error() + ": " + e.Msg }
+
+// Unwrap gives the kind.
+func (e *RuleError) Unwrap() error { return e.Kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &RuleError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
 // Host is an in-memory Matrix homeserver for development, tests and
 // `luahost serve`/`call`. It is also the worked example of implementing
 // engine.Host. Safe for concurrent use.
@@ -54,10 +71,16 @@ type Host struct {
 	usersFolded  map[string]string  // lower-cased user ID → canonical ID
 	tokens       map[string]session // access token → session
 	rooms        map[string]*room
-	aliases      map[string]string                    // #alias:server → room ID
-	accountData  map[string]map[string]map[string]any // user → type → content
-	presence     map[string]engine.PresenceState
+	aliases      map[string]string                              // #alias:server → room ID
+	accountData  map[accountDataKey]map[string]accountDataEntry // whose → type → content
+	presence     map[string]presenceEntry
 	presenceSent [][]string
+	media        map[string]*Media
+	// Every change a client's /sync may report (room events, presence,
+	// account data) takes the next stream position; wake is closed and
+	// replaced at each, so long-polls wait on it.
+	pos  int64
+	wake chan struct{}
 }
 
 var (
@@ -89,9 +112,20 @@ func New(serverName string) *Host {
 		tokens:      map[string]session{},
 		rooms:       map[string]*room{},
 		aliases:     map[string]string{},
-		accountData: map[string]map[string]map[string]any{},
-		presence:    map[string]engine.PresenceState{},
+		accountData: map[accountDataKey]map[string]accountDataEntry{},
+		presence:    map[string]presenceEntry{},
+		media:       map[string]*Media{},
+		wake:        make(chan struct{}),
 	}
+}
+
+// advance takes the next stream position and wakes the long-polls.
+// The caller holds h.mu for writing, so a woken reader sees the change.
+func (h *Host) advance() int64 {
+	h.pos++
+	close(h.wake)
+	h.wake = make(chan struct{})
+	return h.pos
 }
 
 // ServerName implements engine.Host.
@@ -121,13 +155,13 @@ func splitID(id string) (localpart, server string, ok bool) {
 // the grammar for new registrations allows.
 func validUserID(id string) error {
 	if !strings.HasPrefix(id, "@") {
-		return fmt.Errorf("%w: user ID %q must start with @", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q must start with @", id)
 	}
 	if _, _, ok := splitID(id); !ok {
-		return fmt.Errorf("%w: user ID %q must look like @localpart:server", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q must look like @localpart:server", id)
 	}
 	if len(id) > 255 {
-		return fmt.Errorf("%w: user ID %q is longer than 255 bytes", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q is longer than 255 bytes", id)
 	}
 	return nil
 }

@@ -32,24 +32,48 @@ type room struct {
 	id       string
 	creator  string
 	state    engine.StateMap
-	timeline []*engine.Event
+	timeline []stored
+	// h gives appended events their stream positions; nil while a room
+	// is being built, before it is committed (see commitRoom).
+	h         *Host
+	published bool              // listed in the room directory
+	deleted   bool              // shut down by an admin: kept only for /sync's leave section
+	txns      map[string]string // device + "\x00" + transaction ID → event ID
+}
+
+// stored is a timeline entry: the event, its stream position, and the
+// device and transaction ID a client sent it with.
+type stored struct {
+	ev            *engine.Event
+	pos           int64
+	device, txnID string
 }
 
 func stateEvent(typ, stateKey, sender string, content map[string]any) *engine.Event {
 	return &engine.Event{Type: typ, StateKey: &stateKey, Sender: sender, Content: content}
 }
 
-// append stamps ev (which the room now owns) with an event ID, the room ID
-// and a timestamp, records it on the timeline and, for a state event,
-// makes it current state. Like Synapse it notes the state it replaces in
-// unsigned.replaces_state and unsigned.prev_content.
+// append stamps ev (which the room now owns) and records it.
 func (r *room) append(ev *engine.Event) *engine.Event {
+	r.stamp(ev)
+	r.record(ev)
+	return ev
+}
+
+// stamp gives ev an event ID, the room ID and a timestamp.
+func (r *room) stamp(ev *engine.Event) {
 	ev.EventID = "$" + randomToken(32)
 	ev.RoomID = r.id
 	ev.OriginServerTS = nowMS()
 	if ev.Content == nil {
 		ev.Content = map[string]any{}
 	}
+}
+
+// record puts a stamped ev on the timeline and, for a state event, makes
+// it current state. Like Synapse it notes the state it replaces in
+// unsigned.replaces_state and unsigned.prev_content.
+func (r *room) record(ev *engine.Event) {
 	if ev.IsState() {
 		if prev := r.state.Get(ev.Type, *ev.StateKey); prev != nil {
 			if ev.Unsigned == nil {
@@ -60,8 +84,22 @@ func (r *room) append(ev *engine.Event) *engine.Event {
 		}
 		r.state.Put(ev)
 	}
-	r.timeline = append(r.timeline, ev)
-	return ev
+	var pos int64
+	if r.h != nil {
+		pos = r.h.advance()
+	}
+	r.timeline = append(r.timeline, stored{ev: ev, pos: pos})
+}
+
+// cloneState deep-copies a state map.
+func cloneState(s engine.StateMap) engine.StateMap {
+	out := engine.StateMap{}
+	for _, byKey := range s {
+		for _, ev := range byKey {
+			out.Put(cloneEvent(ev))
+		}
+	}
+	return out
 }
 
 func (r *room) membership(userID string) string {
@@ -182,7 +220,7 @@ func toInt(v any) (int64, bool) {
 // The caller holds h.mu.
 func (h *Host) lookupRoom(roomID string) (*room, error) {
 	r := h.rooms[roomID]
-	if r == nil {
+	if r == nil || r.deleted {
 		return nil, fmt.Errorf("room %s: %w", roomID, engine.ErrNotFound)
 	}
 	return r, nil
@@ -230,8 +268,8 @@ func (h *Host) Events(roomID string) []*engine.Event {
 		return nil
 	}
 	out := make([]*engine.Event, len(r.timeline))
-	for i, ev := range r.timeline {
-		out[i] = cloneEvent(ev)
+	for i, st := range r.timeline {
+		out[i] = cloneEvent(st.ev)
 	}
 	return out
 }
@@ -245,10 +283,10 @@ func (h *Host) SendEvent(ctx context.Context, ev *engine.Event) (*engine.Event, 
 		return nil, err
 	}
 	if ev == nil {
-		return nil, fmt.Errorf("send event: %w: nil event", ErrInvalid)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrInvalid, "nil event"))
 	}
 	if ev.Type == "" {
-		return nil, fmt.Errorf("send event: %w: event has no type", ErrInvalid)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrInvalid, "event has no type"))
 	}
 	if err := validUserID(ev.Sender); err != nil {
 		return nil, fmt.Errorf("send event: sender: %w", err)
@@ -268,16 +306,16 @@ func (h *Host) SendEvent(ctx context.Context, ev *engine.Event) (*engine.Event, 
 		return cloneEvent(stored), nil
 	}
 	if ev.Type == evCreate {
-		return nil, fmt.Errorf("send event: %w: room %s already has a create event", ErrForbidden, r.id)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "room %s already has a create event", r.id))
 	}
 	if m := r.membership(ev.Sender); m != "join" {
-		return nil, fmt.Errorf("send event: %w: %s is not joined to room %s", ErrForbidden, ev.Sender, r.id)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "%s is not joined to room %s", ev.Sender, r.id))
 	}
 	if ev.IsState() && strings.HasPrefix(*ev.StateKey, "@") && *ev.StateKey != ev.Sender {
-		return nil, fmt.Errorf("send event: %w: state key %s belongs to another user", ErrForbidden, *ev.StateKey)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "state key %s belongs to another user", *ev.StateKey))
 	}
 	if have, need := r.userLevel(ev.Sender), r.eventLevel(ev.Type, ev.IsState()); have < need {
-		return nil, fmt.Errorf("send event: %w: %s has power level %d, %s needs %d", ErrForbidden, ev.Sender, have, ev.Type, need)
+		return nil, fmt.Errorf("send event: %w", refuse(ErrForbidden, "%s has power level %d, %s needs %d", ev.Sender, have, ev.Type, need))
 	}
 	stored := cloneEvent(ev)
 	stored.EventID, stored.OriginServerTS = "", 0
@@ -317,17 +355,17 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	senderM, targetM := r.membership(sender), r.membership(target)
 	needJoined := func() error {
 		if senderM != "join" {
-			return fmt.Errorf("%w: %s is not joined to room %s", ErrForbidden, sender, r.id)
+			return refuse(ErrForbidden, "%s is not joined to room %s", sender, r.id)
 		}
 		return nil
 	}
 	needLevel := func(action string, overTarget bool) error {
 		have, need := r.userLevel(sender), r.actionLevel(action)
 		if have < need {
-			return fmt.Errorf("%w: %s has power level %d, %s needs %d", ErrForbidden, sender, have, action, need)
+			return refuse(ErrForbidden, "%s has power level %d, %s needs %d", sender, have, action, need)
 		}
 		if overTarget && have <= r.userLevel(target) && sender != target {
-			return fmt.Errorf("%w: %s's power level is not above %s's", ErrForbidden, sender, target)
+			return refuse(ErrForbidden, "%s's power level is not above %s's", sender, target)
 		}
 		return nil
 	}
@@ -335,12 +373,12 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	case "join":
 		switch {
 		case sender != target:
-			return nil, fmt.Errorf("%w: %s cannot join on behalf of %s", ErrForbidden, sender, target)
+			return nil, refuse(ErrForbidden, "%s cannot join on behalf of %s", sender, target)
 		case targetM == "ban":
-			return nil, fmt.Errorf("%w: %s is banned from room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is banned from room %s", target, r.id)
 		case targetM == "join", targetM == "invite", r.joinRule() == "public":
 		default:
-			return nil, fmt.Errorf("%w: room %s is invite-only and %s has no invite", ErrForbidden, r.id, target)
+			return nil, refuse(ErrForbidden, "room %s is invite-only and %s has no invite", r.id, target)
 		}
 	case "invite":
 		if err := needJoined(); err != nil {
@@ -351,9 +389,9 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 		}
 		switch targetM {
 		case "join":
-			return nil, fmt.Errorf("%w: %s is already in room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is already in room %s", target, r.id)
 		case "ban":
-			return nil, fmt.Errorf("%w: %s is banned from room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is banned from room %s", target, r.id)
 		}
 		if h.isLocal(target) && h.users[target] == nil {
 			return nil, fmt.Errorf("invitee %s: %w", target, engine.ErrNotFound)
@@ -361,7 +399,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 	case "leave":
 		if sender == target {
 			if targetM != "join" && targetM != "invite" && targetM != "knock" {
-				return nil, fmt.Errorf("%w: %s is not in room %s", ErrForbidden, target, r.id)
+				return nil, refuse(ErrForbidden, "%s is not in room %s", target, r.id)
 			}
 			break
 		}
@@ -378,7 +416,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 				return nil, err
 			}
 		default:
-			return nil, fmt.Errorf("%w: %s is not in room %s", ErrForbidden, target, r.id)
+			return nil, refuse(ErrForbidden, "%s is not in room %s", target, r.id)
 		}
 	case "ban":
 		if err := needJoined(); err != nil {
@@ -388,7 +426,7 @@ func (h *Host) updateMembership(r *room, sender, target, membership string, cont
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("%w: unsupported membership %q (want join, invite, leave or ban)", ErrInvalid, membership)
+		return nil, refuse(ErrInvalid, "unsupported membership %q (want join, invite, leave or ban)", membership)
 	}
 	c := cloneMap(content)
 	if c == nil {

@@ -20,6 +20,9 @@ type user struct {
 	creationTS   int64 // seconds, as Synapse stores it
 	emails       []string
 	devices      map[string]string // device ID → display name
+	salt         string
+	password     []byte // passwordHash(salt, password); nil: no password
+	deactivated  bool
 }
 
 type session struct{ userID, deviceID string }
@@ -29,23 +32,23 @@ type session struct{ userID, deviceID string }
 // services) and no all-digit localparts (reserved for guests).
 func (h *Host) checkLocalpart(localpart string) error {
 	if localpart == "" {
-		return fmt.Errorf("%w: localpart is empty", ErrInvalid)
+		return refuse(ErrInvalid, "localpart is empty")
 	}
 	for _, r := range localpart {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', strings.ContainsRune("._=-/", r):
 		default:
-			return fmt.Errorf("%w: localpart %q: user IDs may only contain a-z, 0-9, '.', '_', '=', '-' and '/'", ErrInvalid, localpart)
+			return refuse(ErrInvalid, "localpart %q: user IDs may only contain a-z, 0-9, '.', '_', '=', '-' and '/'", localpart)
 		}
 	}
 	if localpart[0] == '_' {
-		return fmt.Errorf("%w: localpart %q: user IDs may not begin with '_'", ErrInvalid, localpart)
+		return refuse(ErrInvalid, "localpart %q: user IDs may not begin with '_'", localpart)
 	}
 	if strings.Trim(localpart, "0123456789") == "" {
-		return fmt.Errorf("%w: localpart %q: numeric user IDs are reserved for guest users", ErrInvalid, localpart)
+		return refuse(ErrInvalid, "localpart %q: numeric user IDs are reserved for guest users", localpart)
 	}
 	if id := "@" + localpart + ":" + h.serverName; len(id) > 255 {
-		return fmt.Errorf("%w: user ID %q is longer than 255 bytes", ErrInvalid, id)
+		return refuse(ErrInvalid, "user ID %q is longer than 255 bytes", id)
 	}
 	return nil
 }
@@ -78,6 +81,7 @@ func (h *Host) UserInfo(ctx context.Context, userID string) (*engine.UserInfo, e
 		IsAdmin:      u.admin,
 		ShadowBanned: u.shadowBanned,
 		CreationTS:   u.creationTS,
+		Deactivated:  u.deactivated,
 	}, nil
 }
 
@@ -102,7 +106,7 @@ func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) e
 		return err
 	}
 	if len(displayName) > 256 {
-		return fmt.Errorf("%w: display name is longer than 256 bytes", ErrInvalid)
+		return refuse(ErrInvalid, "display name is longer than 256 bytes")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -111,15 +115,7 @@ func (h *Host) SetDisplayName(ctx context.Context, userID, displayName string) e
 		return fmt.Errorf("set display name: user %s: %w", userID, engine.ErrNotFound)
 	}
 	u.displayName = displayName
-	for _, r := range h.rooms {
-		cur := r.state.Get(evMember, userID)
-		if cur == nil || cur.Content["membership"] != "join" {
-			continue
-		}
-		content := cloneMap(cur.Content)
-		content["displayname"] = displayName
-		r.append(stateEvent(evMember, userID, userID, content))
-	}
+	h.propagateProfile(u)
 	return nil
 }
 
@@ -137,7 +133,7 @@ func (h *Host) RegisterUser(ctx context.Context, nu engine.NewUser) (string, err
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, taken := h.usersFolded[strings.ToLower(id)]; taken {
-		return "", fmt.Errorf("register user: %w: %s", ErrUserInUse, id)
+		return "", fmt.Errorf("register user: %w", refuse(ErrUserInUse, "%s", id))
 	}
 	name := nu.DisplayName
 	if name == "" {
@@ -223,7 +219,7 @@ func (h *Host) CreateUser(userID string, admin bool) (accessToken string, err er
 	}
 	localpart, server, _ := splitID(userID)
 	if server != h.serverName {
-		return "", fmt.Errorf("create user: %w: %s is not on this server (%s)", ErrInvalid, userID, h.serverName)
+		return "", fmt.Errorf("create user: %w", refuse(ErrInvalid, "%s is not on this server (%s)", userID, h.serverName))
 	}
 	id, _ := h.CheckUserExists(ctx, userID)
 	if id == "" {
