@@ -17,9 +17,10 @@ function M.new(config, api)
 
   api.register_spam_checker_callbacks{
     check_event_for_spam = function(event)
+      local word = config.banned_word -- run.sh's reload test edits this line
       local body = event.content.body
-      if type(body) == "string" and body:find(config.banned_word, 1, true) then
-        return api.Codes.FORBIDDEN, { reason = "banned word", word = config.banned_word }
+      if type(body) == "string" and body:find(word, 1, true) then
+        return api.Codes.FORBIDDEN, { reason = "banned word", word = word }
       end
       return api.NOT_SPAM
     end,
