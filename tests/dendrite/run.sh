@@ -122,7 +122,7 @@ for _ in $(seq 120); do
 	kill -0 "$dendrite_pid" 2>/dev/null || { tail -30 "$work/dendrite.log"; exit 1; }
 	sleep 1
 done
-grep -i 'luahost\|module loaded' "$work/dendrite.log" | cut -c1-200 || true
+grep 'module loaded\|module failed\|luahost:' "$work/dendrite.log" | cut -c1-200 || true
 
 say "register alice and bob (shared secret, create-account)"
 token() {
