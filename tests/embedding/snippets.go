@@ -23,6 +23,12 @@ import (
 	"github.com/luahost/luahost/engine/storage"
 )
 
+// The storage backends a program links (docs/embedding.md shows this block).
+import (
+	_ "github.com/luahost/luahost/engine/storage/bolt"  // storage: {backend: bolt}
+	_ "github.com/luahost/luahost/engine/storage/redis" // storage: {backend: redis, url: ...}
+)
+
 // quickStart is the page's first example.
 func quickStart(ctx context.Context, host engine.Host, logger *slog.Logger, mux *http.ServeMux) (*engine.Engine, error) {
 	eng, err := engine.Start(ctx, "/etc/homeserver/luahost.yaml", engine.Options{Host: host, Logger: logger})
