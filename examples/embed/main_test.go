@@ -107,7 +107,7 @@ func TestModuleWebResource(t *testing.T) {
 	}
 	url := ts.URL + "/_synapse/client/embed/whoami"
 
-	// The handler uses the host's AuthHost and UserHost.
+	// The handler uses the host's TokenAuthenticator and ProfileGetter.
 	status, out := do(t, "GET", url, "alice-token", "")
 	if status != 200 || out["user_id"] != "@alice:example.org" || out["displayname"] != "Alice" || out["evil"] != false {
 		t.Fatalf("GET whoami as alice: %d %v", status, out)

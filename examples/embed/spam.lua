@@ -1,8 +1,8 @@
 -- spam: the module the embedding example loads. It refuses messages from
 -- listed users and messages with banned words, counts the messages the
 -- server accepted, and serves two small web resources; one uses the host's
--- AuthHost (get_user_by_req) and UserHost (get_profile_for_user)
--- capabilities.
+-- engine.TokenAuthenticator (get_user_by_req) and engine.ProfileGetter
+-- (get_profile_for_user) capabilities.
 local api = require("module_api")
 
 local M = {}
