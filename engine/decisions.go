@@ -45,6 +45,27 @@ func (d SpamDecision) Err() *SynapseError {
 	return &SynapseError{Code: 403, Errcode: d.Errcode, Msg: msg, Extra: d.Extra}
 }
 
+// Decision is a combined answer that may refuse (SpamDecision,
+// EventDecision).
+type Decision interface {
+	Err() *SynapseError
+}
+
+// Refusal turns an invoker's answer into the error response to send: nil
+// to go ahead, the modules' refusal, or a 500 when the invoker failed (a
+// script error the engine logged with its traceback):
+//
+//	if e := engine.Refusal(eng.CheckEventForSpam(ctx, ev)); e != nil {
+//		e.Write(w)
+//		return
+//	}
+func Refusal[D Decision](d D, err error) *SynapseError {
+	if err != nil {
+		return &SynapseError{Code: 500, Errcode: "M_UNKNOWN", Msg: "Internal server error"}
+	}
+	return d.Err()
+}
+
 // EventDecision is check_event_allowed's combined answer.
 type EventDecision struct {
 	// Replacement, when set, is the event to send instead (a module

@@ -72,8 +72,10 @@ type TokenAuthenticator interface {
 
 // RoomStateGetter serves api.get_room_state.
 type RoomStateGetter interface {
-	// RoomState returns the current state of a room; with filter non-empty
-	// only those (type, state_key) pairs. ErrNotFound for an unknown room.
+	// RoomState returns the current state of a room. filter, when not
+	// empty, names the (type, state_key) pairs the script asked for: a
+	// host may use it to fetch less, or ignore it (the engine drops what
+	// was not asked for). ErrNotFound for an unknown room.
 	RoomState(ctx context.Context, roomID string, filter []StateFilter) (StateMap, error)
 }
 

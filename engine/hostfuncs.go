@@ -164,7 +164,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 				if err != nil {
 					return nil, err
 				}
-				return values(st), nil
+				return values(filterState(st, filter)), nil
 			}
 		}},
 		{"create_and_send_event_into_room", hasSender, func(a *hostArgs) runFunc {
@@ -538,5 +538,22 @@ func (a *hostArgs) presenceStates(i int) []PresenceState {
 		a.fail("bad argument #%d (users): %s", i, bad)
 	}
 	sort.Slice(out, func(x, y int) bool { return out[x].UserID < out[y].UserID })
+	return out
+}
+
+// filterState keeps what a get_room_state filter asked for (a host may
+// have returned the whole state).
+func filterState(st StateMap, filter []StateFilter) StateMap {
+	if len(filter) == 0 {
+		return st
+	}
+	out := StateMap{}
+	for _, f := range filter {
+		for key, ev := range st[f.Type] {
+			if f.AnyKey || key == f.StateKey {
+				out.Put(ev)
+			}
+		}
+	}
 	return out
 }

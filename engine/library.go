@@ -80,7 +80,7 @@ func libraryValue(L *lua.LState, name string, v any) (lua.LValue, error) {
 			}
 			fn := guarded(L, name+"."+m.Name, luar.New(L, rv.Method(i).Interface()))
 			if f, ok := fn.(*lua.LFunction); ok && f.IsG {
-				fn = L.NewFunction(sandbox.MethodTolerant(t, f.GFunction))
+				fn = closureLike(L, f, sandbox.MethodTolerant(t, f.GFunction))
 			}
 			t.RawSetString(m.Name, fn)
 			n++
@@ -95,14 +95,17 @@ func libraryValue(L *lua.LState, name string, v any) (lua.LValue, error) {
 }
 
 // guarded wraps a Go function so that a panic inside it is a Lua error at
-// the calling script line, not a crash of the module's call.
+// the calling script line, not a crash of the module's call. The wrapper
+// carries the wrapped function's upvalues (gopher-luar keeps the Go
+// function in them), which the wrapped code reads from the running
+// function.
 func guarded(L *lua.LState, what string, v lua.LValue) lua.LValue {
 	f, ok := v.(*lua.LFunction)
 	if !ok || !f.IsG {
 		return v
 	}
 	inner := f.GFunction
-	return L.NewFunction(func(L *lua.LState) (n int) {
+	return closureLike(L, f, func(L *lua.LState) (n int) {
 		defer func() {
 			if p := recover(); p != nil {
 				if _, isLua := p.(*lua.ApiError); isLua {
@@ -113,4 +116,13 @@ func guarded(L *lua.LState, what string, v lua.LValue) lua.LValue {
 		}()
 		return inner(L)
 	})
+}
+
+// closureLike makes a Go function with f's upvalues.
+func closureLike(L *lua.LState, f *lua.LFunction, fn lua.LGFunction) *lua.LFunction {
+	ups := make([]lua.LValue, len(f.Upvalues))
+	for i, uv := range f.Upvalues {
+		ups[i] = uv.Value()
+	}
+	return L.NewClosure(fn, ups...)
 }

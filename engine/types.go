@@ -71,6 +71,26 @@ func EventFromJSON(raw []byte) (*Event, error) {
 	return ev, nil
 }
 
+// JSONEvent is what a homeserver's own event type usually offers: its
+// JSON, and its ID (room versions 3 and later leave event_id out of the
+// JSON).
+type JSONEvent interface {
+	JSON() []byte
+	EventID() string
+}
+
+// EventOf builds an Event from a homeserver's event (see EventFromJSON).
+func EventOf(e JSONEvent) (*Event, error) {
+	ev, err := EventFromJSON(e.JSON())
+	if err != nil {
+		return nil, err
+	}
+	if id := e.EventID(); id != "" {
+		ev.EventID = id
+	}
+	return ev, nil
+}
+
 // ContentMap returns the event's content, decoding it on first use when
 // the event came from EventFromJSON. Safe from any goroutine.
 func (e *Event) ContentMap() map[string]any {

@@ -206,9 +206,6 @@ return M
 // A Go value in Options.Libraries is a library scripts require; a panic in
 // it is a Lua error at the script's line.
 func TestLibraries(t *testing.T) {
-	t.Skip("engine/library.go drops gopher-luar's upvalues (guarded and MethodTolerant wrap f.GFunction in a new " +
-		"function), so every library call fails with 'interface conversion: lua.LValue is *lua.LNilType'; " +
-		"un-skip once Options.Libraries works")
 	dir := t.TempDir()
 	yamlFile := filepath.Join(dir, "luahost.yaml")
 	for name, text := range map[string]string{"mod.lua": geoModule, "luahost.yaml": "modules:\n  - module: mod.lua\n"} {

@@ -18,7 +18,6 @@ import (
 	userapi "github.com/element-hq/dendrite/userapi/api"
 	"github.com/luahost/luahost/engine"
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/matrix-org/util"
 	"github.com/sirupsen/logrus"
 )
@@ -40,10 +39,7 @@ func StartLuahost(ctx context.Context, routers httputil.Routers, cfg *config.Den
 
 // luahostCheckEvent asks check_event_for_spam about an event before it goes to the roomserver.
 func luahostCheckEvent(ctx context.Context, pdu gomatrixserverlib.PDU) *util.JSONResponse {
-	if !luaEngine.Has(engine.CallbackCheckEventForSpam) {
-		return nil // skip decoding the event
-	}
-	ev, err := luaEvent(pdu)
+	ev, err := engine.EventOf(pdu)
 	if err != nil {
 		return luahostRefusal(engine.NotSpam, err)
 	}
@@ -52,22 +48,10 @@ func luahostCheckEvent(ctx context.Context, pdu gomatrixserverlib.PDU) *util.JSO
 
 // luahostRefusal is the response for a refusing or failing check, nil to go ahead.
 func luahostRefusal(d engine.SpamDecision, err error) *util.JSONResponse {
-	if err != nil { // a script error: the engine logged it with its traceback
-		return &util.JSONResponse{Code: 500, JSON: spec.InternalServerError{}}
-	}
-	if e := d.Err(); e != nil {
+	if e := engine.Refusal(d, err); e != nil {
 		return &util.JSONResponse{Code: e.Code, JSON: e.ErrorBody()}
 	}
 	return nil
-}
-
-// luaEvent converts a Dendrite event; room versions 3 and later leave event_id out of the JSON.
-func luaEvent(pdu gomatrixserverlib.PDU) (*engine.Event, error) {
-	ev, err := engine.EventFromJSON(pdu.JSON())
-	if err == nil {
-		ev.EventID = pdu.EventID()
-	}
-	return ev, err
 }
 
 // luaHost is the engine.Host behind the modules' api.* calls.
@@ -123,25 +107,15 @@ func (h *luaHost) RoomState(ctx context.Context, roomID string, filter []engine.
 	if err := h.rs.QueryLatestEventsAndState(ctx, &rsAPI.QueryLatestEventsAndStateRequest{RoomID: roomID}, &res); err != nil || !res.RoomExists {
 		return nil, cmp.Or(err, engine.ErrNotFound)
 	}
-	state := engine.StateMap{}
+	state := engine.StateMap{} // the engine applies api.get_room_state's filter
 	for _, he := range res.StateEvents {
-		if ev, err := luaEvent(he); err != nil {
+		ev, err := engine.EventOf(he)
+		if err != nil {
 			return nil, err
-		} else if luahostWanted(ev, filter) {
-			state.Put(ev)
 		}
+		state.Put(ev)
 	}
 	return state, nil
-}
-
-// luahostWanted applies api.get_room_state's filter (Dendrite's query of the whole state has none).
-func luahostWanted(ev *engine.Event, filter []engine.StateFilter) bool {
-	for _, f := range filter {
-		if f.Type == ev.Type && (f.AnyKey || f.StateKey == *ev.StateKey) {
-			return true
-		}
-	}
-	return len(filter) == 0
 }
 
 // SendEvent implements engine.EventSender: api.create_and_send_event_into_room.
@@ -154,5 +128,5 @@ func (h *luaHost) SendEvent(ctx context.Context, ev *engine.Event) (*engine.Even
 	if err := rsAPI.SendEvents(ctx, h.rs, rsAPI.KindNew, []*types.HeaderedEvent{{PDU: pdu}}, domain, domain, domain, nil, false); err != nil {
 		return nil, err
 	}
-	return luaEvent(pdu)
+	return engine.EventOf(pdu)
 }
