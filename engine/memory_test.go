@@ -69,3 +69,25 @@ end } end }`})
 	}
 	t.Fatal("200 calls keeping 2 MB each (400 MB) and no memory restart")
 }
+
+// An error object whose __tostring loops (or returns something that is
+// not a string) is turned into text under a short deadline: the module
+// answers the error and keeps serving.
+func TestErrorObjectsWithBadToString(t *testing.T) {
+	e := mustEngine(t, "server_name: example.org\nmodules:\n  - module: m.lua\n", map[string]string{
+		"m.lua": `return { new = function(c, api) api.register_spam_checker_callbacks{ check_event_for_spam = function(ev)
+	local body = ev.content.body
+	if body == "loop" then error(setmetatable({}, {__tostring = function() while true do end end})) end
+	if body == "table" then error(setmetatable({}, {__tostring = function() return {} end})) end
+	return api.NOT_SPAM
+end } end }`})
+	for _, body := range []string{"loop", "table"} {
+		_, err := e.CheckEventForSpam(context.Background(), msg("@a:example.org", body))
+		if err == nil || !strings.Contains(err.Error(), "error object is not a string") || !strings.Contains(err.Error(), "m.lua:3") && !strings.Contains(err.Error(), "m.lua:4") {
+			t.Errorf("%s: err = %v", body, err)
+		}
+	}
+	if d, err := e.CheckEventForSpam(context.Background(), msg("@a:example.org", "ok")); err != nil || !d.Allowed() {
+		t.Fatalf("the module stopped serving: %+v %v", d, err)
+	}
+}
