@@ -43,11 +43,10 @@ func defaultMemoryLimit() int64 {
 // setMemoryLimit applies the config's memory_limit (process-wide: the
 // last engine started in a process sets it).
 func setMemoryLimit(cfg *Config) {
-	limit := cfg.MemoryLimit
-	if limit == 0 {
-		limit = defaultMemoryLimit()
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit()
 	}
-	runtime.SetMemory(runtime.MemoryConfig{ProcessLimit: limit})
+	runtime.SetMemory(runtime.MemoryConfig{ProcessLimit: cfg.MemoryLimit})
 }
 
 // roots are the values the engine holds for an instance's state, counted

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -230,6 +231,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
+	// The modules' memory_limit is the process's too: the GC works harder
+	// near it, so what a hostile script leaves behind is returned sooner.
+	debug.SetMemoryLimit(eng.Config().MemoryLimit)
 	for _, m := range eng.Status() {
 		log.Info("module loaded", "module", m.Name, "file", m.File,
 			"callbacks", strings.Join(m.Callbacks, ","), "paths", strings.Join(m.Paths, ","))
