@@ -94,7 +94,8 @@ func load(ctx context.Context, o opts, log *slog.Logger, partial bool) (*engine.
 		server = "localhost"
 	}
 	host := memhost.New(server)
-	eng, err := engine.New(ctx, cfg, engine.Options{Host: host, Logger: log, AllowPartial: partial, Watcher: fswatch.New})
+	eng, err := engine.New(ctx, cfg, engine.Options{Host: host, Logger: log, AllowPartial: partial, Watcher: fswatch.New,
+		HostHonoursContext: true}) // memhost never blocks
 	return eng, host, err
 }
 
