@@ -241,7 +241,7 @@ func BenchmarkHostCall(b *testing.B) {
 				b.Fatal(err)
 			}
 			cfg, _ := ParseConfig([]byte("server_name: example.org\nmodules:\n  - module: m.lua\n"), "b.yaml")
-			e, err := New(context.Background(), cfg, Options{Host: host, Logger: quiet, FS: mapFS(map[string]string{
+			e, err := New(context.Background(), cfg, Options{Host: host, Logger: quiet, HostHonoursContext: true, FS: mapFS(map[string]string{
 				"m.lua": fmt.Sprintf(`return { new = function(c, api) api.register_spam_checker_callbacks{ check_event_for_spam = function(ev)
 					for i = 1, %d do api.get_profile_for_user("@alice:example.org") end
 					return api.NOT_SPAM

@@ -288,28 +288,31 @@ func nilIfNotFound(err error) error {
 // install sets each function on t. prefix qualifies names in errors
 // ("account_data_manager.get_global"). Both t.f(x) and t:f(x) work.
 func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
+	// One hostArgs serves every call: prepare runs with the state's baton
+	// in hand and keeps nothing of it.
+	a := &hostArgs{}
 	for _, f := range fns {
 		name := prefix + f.name
 		t.RawSetString(f.name, sandbox.HostFunction(L, name, func(L *lua.LState) *sandbox.HostCall {
 			if L.GetTop() > 0 && L.Get(1) == t {
 				L.Remove(1)
 			}
-			a := &hostArgs{L: L, name: name}
+			*a = hostArgs{L: L, name: name}
 			if !f.supported {
 				a.fail("%s", ErrNotSupported)
 			}
-			run := f.prepare(a)
-			return &sandbox.HostCall{Run: func(ctx context.Context) (sandbox.Result, error) {
-				res, err := run(ctx)
-				if errors.Is(err, ErrNotSupported) {
-					// The script sees "<name>: not supported by this
-					// homeserver", whatever the host wrapped around it.
-					return nil, ErrNotSupported
-				}
-				return res, err
-			}}
+			return &sandbox.HostCall{Run: f.prepare(a), MapErr: notSupported}
 		}))
 	}
+}
+
+// notSupported makes a host's ErrNotSupported read the same whatever the
+// host wrapped around it: "<name>: not supported by this homeserver".
+func notSupported(err error) error {
+	if errors.Is(err, ErrNotSupported) {
+		return ErrNotSupported
+	}
+	return err
 }
 
 // hostArgs reads a host function's arguments on the owner goroutine and

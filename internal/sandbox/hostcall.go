@@ -25,6 +25,8 @@ type HostCall struct {
 	// engine's own stores and timers): the runtime runs it on the calling
 	// goroutine instead of one of its own.
 	Inline bool
+	// MapErr, when set, rewrites Run's error before the script sees it.
+	MapErr func(error) error
 }
 
 // Position is the calling script's position. While the call is parked
@@ -105,18 +107,22 @@ func HostFunction(L *lua.LState, name string, prepare func(L *lua.LState) *HostC
 // ResumeValues are the values the engine resumes a host call's coroutine
 // with: (true, results...) on success, (false, error) on failure, the
 // error naming the host function and the calling line.
-func ResumeValues(L *lua.LState, hc *HostCall, res Result, err error) []lua.LValue {
+// They are appended to dst (a caller's scratch slice: Resume copies them).
+func ResumeValues(L *lua.LState, hc *HostCall, res Result, err error, dst []lua.LValue) []lua.LValue {
+	if err != nil && hc.MapErr != nil {
+		err = hc.MapErr(err)
+	}
 	if err != nil {
 		if le, ok := err.(*LuaError); ok {
-			return []lua.LValue{lua.LFalse, le.Value(L)}
+			return append(dst, lua.LFalse, le.Value(L))
 		}
-		return []lua.LValue{lua.LFalse, lua.LString(strings.TrimSpace(fmt.Sprintf("%s %s: %s", hc.Position(), hc.Name, err.Error())))}
+		return append(dst, lua.LFalse, lua.LString(strings.TrimSpace(fmt.Sprintf("%s %s: %s", hc.Position(), hc.Name, err.Error()))))
 	}
-	vals := []lua.LValue{lua.LTrue}
+	dst = append(dst, lua.LTrue)
 	if res != nil {
-		vals = append(vals, res(L)...)
+		dst = append(dst, res(L)...)
 	}
-	return vals
+	return dst
 }
 
 // ResultError, panicked from a Result, fails the host call with Err (the

@@ -212,10 +212,11 @@ func (r *Runtime) step(t *task) {
 	case stateResume:
 		hc, ans := t.hc, t.answer
 		var vals []lua.LValue
-		if gerr := Guard(func() { vals = sandbox.ResumeValues(r.L, hc, ans.res, ans.err) }); gerr != nil {
+		if gerr := Guard(func() { vals = sandbox.ResumeValues(r.L, hc, ans.res, ans.err, r.vals[:0]) }); gerr != nil {
 			vals = []lua.LValue{lua.LFalse, lua.LString(fmt.Sprintf("%s %s: %v", hc.Position(), hc.Name, gerr))}
 		}
 		t.hc, t.answer = nil, hostResult{}
+		r.vals = vals[:0]
 		r.begin(t)
 		st, err, rets = sandbox.ResumeGuarded(r.L, t.w.th, nil, vals)
 	default:
