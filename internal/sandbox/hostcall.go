@@ -86,10 +86,7 @@ func HostFunction(L *lua.LState, name string, prepare func(L *lua.LState) *HostC
 	})
 	wrap, ok := L.G.Registry.RawGetString(regWrap).(*lua.LFunction)
 	if !ok {
-		fn, err := L.LoadString(finishSrc)
-		if err != nil {
-			panic("luahost: " + err.Error())
-		}
+		fn := helper(L, "hostcall", finishSrc)
 		L.Push(fn)
 		L.Call(0, 1)
 		wrap = L.Get(-1).(*lua.LFunction)
