@@ -431,7 +431,19 @@ func Compile(src []byte, name string) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	trim(proto)
 	return proto, nil
+}
+
+// trim gives a compiled chunk's code and line tables their exact size:
+// gopher-lua's compiler leaves each function's in a 1,024-entry buffer
+// (12 KB a function, kept for as long as the chunk lives).
+func trim(p *lua.FunctionProto) {
+	p.Code = append([]uint32(nil), p.Code...)
+	p.DbgSourcePositions = append([]int(nil), p.DbgSourcePositions...)
+	for _, child := range p.FunctionPrototypes {
+		trim(child)
+	}
 }
 
 var parseLine = regexp.MustCompile(`line:(\d+)\(column:\d+\) near '([^']*)':\s*(.*)`)
@@ -546,6 +558,9 @@ func helper(L *lua.LState, name, src string) *lua.LFunction {
 		chunk, err := parse.Parse(strings.NewReader(src), "<"+name+">")
 		if err == nil {
 			proto, err = lua.Compile(chunk, "<"+name+">")
+		}
+		if err == nil {
+			trim(proto)
 		}
 		if err != nil {
 			helpersMu.Unlock()
