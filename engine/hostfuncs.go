@@ -288,6 +288,17 @@ func nilIfNotFound(err error) error {
 // install sets each function on t. prefix qualifies names in errors
 // ("account_data_manager.get_global"). Both t.f(x) and t:f(x) work.
 func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
+	installAs(L, t, prefix, fns, false)
+}
+
+// installOwn installs host functions the engine itself implements (the
+// store, the HTTP client): they honour their context, so they run on the
+// calling goroutine whatever the Host does.
+func installOwn(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
+	installAs(L, t, prefix, fns, true)
+}
+
+func installAs(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc, inline bool) {
 	// One hostArgs serves every call: prepare runs with the state's baton
 	// in hand and keeps nothing of it.
 	a := &hostArgs{}
@@ -301,7 +312,7 @@ func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
 			if !f.supported {
 				a.fail("%s", ErrNotSupported)
 			}
-			return &sandbox.HostCall{Run: f.prepare(a), MapErr: notSupported}
+			return &sandbox.HostCall{Run: f.prepare(a), MapErr: notSupported, Inline: inline}
 		}))
 	}
 }

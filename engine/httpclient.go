@@ -185,7 +185,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 		}
 	}
 
-	install(L, hc, "http_client.", []hostFunc{
+	installOwn(L, hc, "http_client.", []hostFunc{
 		{"get_json", true, func(a *hostArgs) runFunc {
 			r := &httpRequest{method: http.MethodGet, url: a.url(1), header: a.headers(3)}
 			a.query(r.url, 2)

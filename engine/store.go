@@ -50,7 +50,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 	ms := &moduleStore{e: e, ns: mc.Name}
 	t := L.NewTable()
 	api.Table.RawSetString("store", t)
-	install(L, t, "store.", []hostFunc{
+	installOwn(L, t, "store.", []hostFunc{
 		{"get", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)
 			return func(ctx context.Context) (sandbox.Result, error) {

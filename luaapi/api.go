@@ -100,7 +100,7 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 	}
 	t.RawSetString("sleep", sandbox.HostFunction(L, "sleep", func(L *lua.LState) *sandbox.HostCall {
 		d := time.Duration(float64(L.CheckNumber(1)) * float64(time.Second))
-		return &sandbox.HostCall{Run: func(ctx context.Context) (sandbox.Result, error) {
+		return &sandbox.HostCall{Inline: true, Run: func(ctx context.Context) (sandbox.Result, error) {
 			timer := time.NewTimer(d)
 			defer timer.Stop()
 			select {
