@@ -167,8 +167,10 @@ type Mail struct {
 // it but with RoomStateGetter serves it too: the engine flattens the
 // state map.
 type StateEventsGetter interface {
-	// StateEvents returns the room's current state events (only those
-	// filter selects when it is not empty); none for an unknown room.
+	// StateEvents returns the room's current state events; none for an
+	// unknown room. filter, when not empty, names the (type, state_key)
+	// pairs the script asked for: a host may use it to fetch less, or
+	// ignore it (the engine drops what was not asked for).
 	StateEvents(ctx context.Context, roomID string, filter []StateFilter) ([]*Event, error)
 }
 

@@ -92,10 +92,11 @@ func (e *Engine) installModAPI(L *lua.LState, api *luaapi.ModuleAPI) {
 				var err error
 				if hasStateEvents {
 					evs, err = stateEvents.StateEvents(ctx, roomID, filter)
+					evs = filterEvents(evs, filter)
 				} else {
 					var st StateMap
 					st, err = states.RoomState(ctx, roomID, filter)
-					evs = flattenState(st)
+					evs = flattenState(filterState(st, filter)) // a host may return the whole state
 				}
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return nil, err
@@ -170,4 +171,22 @@ func stateKey(ev *Event) string {
 		return ""
 	}
 	return *ev.StateKey
+}
+
+// filterEvents keeps the events a get_state_events_in_room filter asked
+// for (a host may have returned the whole state), in their order.
+func filterEvents(evs []*Event, filter []StateFilter) []*Event {
+	if len(filter) == 0 {
+		return evs
+	}
+	out := evs[:0:0]
+	for _, ev := range evs {
+		for _, f := range filter {
+			if ev.Type == f.Type && (f.AnyKey || stateKey(ev) == f.StateKey) {
+				out = append(out, ev)
+				break
+			}
+		}
+	}
+	return out
 }

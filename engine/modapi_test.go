@@ -471,3 +471,41 @@ func TestLateArgumentsAreSynapses(t *testing.T) {
 		t.Fatalf("late arguments %v, want %v", got, want)
 	}
 }
+
+// A host that ignores the filter: the engine keeps only what was asked for.
+type ignoringFilterHost struct {
+	nameHost
+	h *memhost.Host
+}
+
+func (w ignoringFilterHost) StateEvents(ctx context.Context, roomID string, _ []StateFilter) ([]*Event, error) {
+	return w.h.StateEvents(ctx, roomID, nil)
+}
+
+// ignoringFilterStateHost is the same with only RoomStateGetter.
+type ignoringFilterStateHost struct {
+	nameHost
+	h *memhost.Host
+}
+
+func (w ignoringFilterStateHost) RoomState(ctx context.Context, roomID string, _ []StateFilter) (StateMap, error) {
+	return w.h.RoomState(ctx, roomID, nil)
+}
+
+func TestGetStateEventsInRoomAppliesTheFilter(t *testing.T) {
+	h, roomID := seededHost(t)
+	for name, host := range map[string]Host{"StateEventsGetter": ignoringFilterHost{"example.org", h}, "RoomStateGetter": ignoringFilterStateHost{"example.org", h}} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEngine(t, host, map[string]string{"t.lua": fmt.Sprintf(caseModule, `
+    local evs = api.get_state_events_in_room(event.content.room, { {"m.room.name", ""} })
+    eq(#evs, 1, "only the name")
+    eq(evs[1].content.name, "Lobby", "name")`)},
+				"server_name: example.org\nmodules:\n  - module: t.lua\n")
+			ev := hfEvent("@a:example.org", "x")
+			ev.Content["room"] = roomID
+			if _, err := e.CheckEventForSpam(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
