@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -358,6 +360,80 @@ func (e *Engine) firstString(ctx context.Context, cb *luaapi.Callback, args func
 		return false
 	})
 	return out, found, err
+}
+
+// ---- account validity's legacy hooks ----
+
+// legacyRenew reads on_legacy_renew's answer: token_valid, token_stale,
+// expiration_ts (several returns, or one array of the three, as a Python
+// tuple would be written). nil when no module registered it.
+func (e *Engine) legacyRenew(ctx context.Context, cb *luaapi.Callback, args func(*lua.LState) []lua.LValue) (*LegacyRenewal, error) {
+	var res *LegacyRenewal
+	var bad error
+	_, err := e.walk(ctx, cb, args, func(L *lua.LState, b binding, rets []lua.LValue) bool {
+		if t, ok := first(rets).(*lua.LTable); ok && len(rets) == 1 {
+			rets = []lua.LValue{t.RawGetInt(1), t.RawGetInt(2), t.RawGetInt(3)}
+		}
+		var v, st lua.LBool
+		var n lua.LNumber
+		ok := len(rets) == 3
+		if ok {
+			var okV, okS, okN bool
+			v, okV = rets[0].(lua.LBool)
+			st, okS = rets[1].(lua.LBool)
+			n, okN = rets[2].(lua.LNumber)
+			ok = okV && okS && okN && float64(n) == math.Trunc(float64(n))
+		}
+		if !ok {
+			bad = fmt.Errorf("module %q: %s must return token_valid, token_stale, expiration_ts (two booleans and an integer), got %s",
+				b.gen.cfg.Name, cb.Name, describeReturns(L, rets))
+			return true
+		}
+		res = &LegacyRenewal{TokenValid: bool(v), TokenStale: bool(st), ExpirationTS: int64(n)}
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return res, err
+}
+
+// firstInteger: the first integer answer wins; ok is false when every
+// module answered nil (or none registered the callback).
+func (e *Engine) firstInteger(ctx context.Context, cb *luaapi.Callback, args func(*lua.LState) []lua.LValue) (int64, bool, error) {
+	var out int64
+	var found bool
+	var bad error
+	_, err := e.walk(ctx, cb, args, func(L *lua.LState, b binding, rets []lua.LValue) bool {
+		switch v := first(rets).(type) {
+		case *lua.LNilType:
+			return false
+		case lua.LNumber:
+			f := float64(v)
+			if f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
+				out, found = int64(f), true
+				return true
+			}
+		}
+		bad = fmt.Errorf("module %q: %s must return an integer or nil, got %s", b.gen.cfg.Name, cb.Name, describeReturns(L, rets))
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, found, err
+}
+
+// describeReturns shows what a callback returned, for an error.
+func describeReturns(L *lua.LState, rets []lua.LValue) string {
+	if len(rets) == 0 {
+		return "nothing"
+	}
+	parts := make([]string, len(rets))
+	for i, v := range rets {
+		parts[i] = runtime.ToString(L, v)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ---- password auth ----

@@ -36,7 +36,13 @@ type Config struct {
 	// (memory_limit:; default half of the machine's or the cgroup's
 	// memory).
 	MemoryLimit int64
-	Modules     []ModuleConfig
+	// Email, PublicBaseURL and InstanceName are the keys of
+	// config_modapi.go (api.send_mail, api.public_baseurl,
+	// api.worker_name); Email is nil without an email: section.
+	Email         *EmailConfig
+	PublicBaseURL string
+	InstanceName  string
+	Modules       []ModuleConfig
 	// fromDisk: LoadConfig read it, so Reload can read it again.
 	fromDisk       bool
 	serverNameLine int
@@ -71,6 +77,13 @@ type ModuleConfig struct {
 	// MaxMemory bounds what one state of the module may hold, in bytes
 	// (default 256 MiB).
 	MaxMemory int64
+	// StoreNamespace is the api.store namespace; default Name. Two
+	// modules naming the same one share their keys on purpose.
+	StoreNamespace string
+	// BackgroundTimeout bounds each background call (timers,
+	// run_as_background_process); default 10m, 0 = until the generation
+	// closes.
+	BackgroundTimeout time.Duration
 	// Config is the module's `config:` value as decoded YAML (nil if absent).
 	Config any
 	// Line is the line of the module's entry; ConfigLine of its config:.
@@ -127,8 +140,8 @@ func LoadConfig(file string) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "memory_limit", "modules"}
-var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory"}
+var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "memory_limit", "modules", "email", "public_baseurl", "instance_name"}
+var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout"}
 
 // ParseConfig parses config text; file names it in errors. All problems
 // are reported, not only the first. Module paths are relative to the
@@ -210,6 +223,8 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 					cfg.HTTPClient.IPRangeAllowlist = append(cfg.HTTPClient.IPRangeAllowlist, cidr)
 				}
 			})
+		case "email", "public_baseurl", "instance_name":
+			parseModAPIKey(cfg, k.Value, v, fail)
 		case "modules":
 			seenModules = true
 			if v.Kind != yaml.SequenceNode {
@@ -248,7 +263,8 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 }
 
 func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (ModuleConfig, bool) {
-	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line, Instances: 1, MaxMemory: DefaultMaxMemory}
+	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line, Instances: 1, MaxMemory: DefaultMaxMemory,
+		BackgroundTimeout: DefaultBackgroundTimeout}
 	if n.Kind != yaml.MappingNode {
 		fail(n, "module %d: expected a mapping like `- module: spam.lua`", idx)
 		return m, false
@@ -295,6 +311,8 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 				return
 			}
 			m.Instances = n
+		case "store_namespace", "background_timeout":
+			parseModAPIModuleKey(&m, k, v, failM)
 		case "on_error":
 			m.OnError = scalar(v, failM, "on_error")
 			if m.OnError != "deny" && m.OnError != "default" {
@@ -330,6 +348,9 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 	}
 	if m.ConfigLine == 0 {
 		m.ConfigLine = m.Line
+	}
+	if m.StoreNamespace == "" {
+		m.StoreNamespace = m.Name
 	}
 	return m, ok && nerr == 0
 }

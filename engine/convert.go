@@ -442,6 +442,11 @@ func toLua(L *lua.LState, v any) lua.LValue {
 		return t
 	case StateMap:
 		return pushState(L, v)
+	case *requestProxy:
+		if v == nil {
+			return lua.LNil
+		}
+		return pushRequest(L, v)
 	case *Profile:
 		if v == nil {
 			return lua.LNil

@@ -170,3 +170,15 @@ type RatelimitOverride struct {
 	PerSecond  float64 `json:"per_second"`
 	BurstCount float64 `json:"burst_count"`
 }
+
+// LegacyRenewal is on_legacy_renew's answer, as Synapse's legacy
+// account_validity renew endpoint uses it.
+type LegacyRenewal struct {
+	// TokenValid: the token was valid and unused, and the account renewed.
+	TokenValid bool `json:"token_valid"`
+	// TokenStale: the token was valid but used already.
+	TokenStale bool `json:"token_stale"`
+	// ExpirationTS is the account's expiry in ms since the epoch (0 for
+	// an invalid token).
+	ExpirationTS int64 `json:"expiration_ts"`
+}

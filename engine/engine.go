@@ -97,6 +97,11 @@ type Engine struct {
 	failedFiles map[string]map[string][]byte
 	// storeCfg is fixed at New: a storage change needs a restart.
 	storeCfg storage.Config
+	// site is fixed at New too: email:, public_baseurl:, instance_name:.
+	site siteConfig
+	// scriptDir is the folder e.fsys reads when the engine chose it
+	// (os.DirFS of the config's folder); "" for an embedder's Options.FS.
+	scriptDir string
 
 	snap atomic.Pointer[snapshot]
 
@@ -225,8 +230,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	}
 	e.storeCfg = storageConfig(cfg)
 	setMemoryLimit(cfg)
+	e.site = siteOf(cfg)
 	if e.fsys == nil {
 		e.fsys = os.DirFS(cfg.Dir)
+		e.scriptDir = cfg.Dir
 	}
 	e.httpClient = newHTTPClient(httpPolicy(cfg.HTTPClient.IPRangeAllowlist, e.log))
 	e.store = opts.Store
@@ -335,18 +342,26 @@ func (e *Engine) publish() {
 
 // checkConflicts refuses a module that declares a login type another
 // module (earlier in the config, or already running) declares with
-// different fields: the homeserver could not tell clients which fields to
-// send. The refused module is closed and reported.
+// different fields (the homeserver could not tell clients which fields to
+// send), or that registers a callback only one module may register
+// (on_legacy_*) which another module registered already. The refused
+// module is closed and reported.
 func (e *Engine) checkConflicts(gens, running []*generation) ([]*generation, LoadErrors) {
 	type decl struct {
 		module string
 		fields []string
 	}
 	seen := map[string]decl{}
+	// single: the module holding each callback only one module may
+	// register (Synapse raises at a second registration).
+	single := map[*luaapi.Callback]string{}
 	for _, g := range running {
 		for _, r := range g.regs {
 			if r.LoginType != "" {
 				seen[r.LoginType] = decl{g.cfg.Name, r.Fields}
+			}
+			if r.Callback.Single {
+				single[r.Callback] = g.cfg.Name
 			}
 		}
 	}
@@ -355,6 +370,10 @@ func (e *Engine) checkConflicts(gens, running []*generation) ([]*generation, Loa
 	for _, g := range gens {
 		var conflict error
 		for _, r := range g.regs {
+			if owner, ok := single[r.Callback]; ok && r.Callback.Single && owner != g.cfg.Name {
+				conflict = fmt.Errorf("%s is already registered by module %q: Synapse allows only one module to register it", r.Callback.Name, owner)
+				break
+			}
 			if r.LoginType == "" {
 				continue
 			}
@@ -373,6 +392,11 @@ func (e *Engine) checkConflicts(gens, running []*generation) ([]*generation, Loa
 			if r.LoginType != "" {
 				if _, ok := seen[r.LoginType]; !ok {
 					seen[r.LoginType] = decl{g.cfg.Name, r.Fields}
+				}
+			}
+			if r.Callback.Single {
+				if _, ok := single[r.Callback]; !ok {
+					single[r.Callback] = g.cfg.Name
 				}
 			}
 		}

@@ -167,7 +167,7 @@ modules:
 
 func TestConfigErrorsNameFileAndLine(t *testing.T) {
 	cases := []struct{ yaml, want string }{
-		{"server_name: x\nmodules:\n  - module: a.lua\n    confg: {}\n", `test.yaml:4: module 1: unknown key "confg" (valid keys: config, init_timeout, instances, max_memory, module, name, on_error, timeout); did you mean "config"?`},
+		{"server_name: x\nmodules:\n  - module: a.lua\n    confg: {}\n", `test.yaml:4: module 1: unknown key "confg" (valid keys: background_timeout, config, init_timeout, instances, max_memory, module, name, on_error, store_namespace, timeout); did you mean "config"?`},
 		{"server_nme: x\nmodules: []\n", `test.yaml:1: unknown key "server_nme"`},
 		{"server_name: x\nmodules:\n  - name: a\n", "test.yaml:3: module 1: missing `module:`"},
 		{"server_name: x\nmodules:\n  - module: a.lua\n    timeout: soon\n", `test.yaml:4: module 1: timeout: "soon" is not a duration`},

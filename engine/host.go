@@ -132,6 +132,69 @@ type PresenceSender interface {
 	SendLocalOnlinePresenceTo(ctx context.Context, userIDs []string) error
 }
 
+// ThreepidGetter serves api.get_threepids_for_user.
+type ThreepidGetter interface {
+	// ThreepidsForUser returns the user's third-party identifiers (email
+	// addresses, phone numbers); none (not an error) for an unknown user,
+	// as in Synapse.
+	ThreepidsForUser(ctx context.Context, userID string) ([]Threepid, error)
+}
+
+// Threepid is one third-party identifier bound to an account, as
+// Synapse's get_threepids_for_user gives it.
+type Threepid struct {
+	Medium      string `json:"medium"`  // "email" or "msisdn"
+	Address     string `json:"address"` // lower-cased email, or the phone number
+	ValidatedAt int64  `json:"validated_at"`
+	AddedAt     int64  `json:"added_at"` // both in milliseconds since the epoch
+}
+
+// MailSender, when the host implements it, sends api.send_mail's emails
+// through the homeserver's own mailer; otherwise the engine sends them
+// itself over SMTP with the config's email: section.
+type MailSender interface {
+	SendMail(ctx context.Context, m Mail) error
+}
+
+// Mail is one email of api.send_mail(recipient, subject, html, text).
+type Mail struct {
+	To, Subject, HTML, Text string
+	// AppName is api.email_app_name (the config's email.app_name).
+	AppName string
+}
+
+// StateEventsGetter serves api.get_state_events_in_room. A host without
+// it but with RoomStateGetter serves it too: the engine flattens the
+// state map.
+type StateEventsGetter interface {
+	// StateEvents returns the room's current state events; none for an
+	// unknown room. filter, when not empty, names the (type, state_key)
+	// pairs the script asked for: a host may use it to fetch less, or
+	// ignore it (the engine drops what was not asked for).
+	StateEvents(ctx context.Context, roomID string, filter []StateFilter) ([]*Event, error)
+}
+
+// PublicRoomListChecker serves api.room_is_in_public_room_list and
+// api.public_room_list_manager.room_is_in_public_room_list.
+type PublicRoomListChecker interface {
+	// RoomIsInPublicRoomList is false for an unknown room.
+	RoomIsInPublicRoomList(ctx context.Context, roomID string) (bool, error)
+}
+
+// PublicRoomListEditor serves
+// api.public_room_list_manager.add_room_to_public_room_list and
+// remove_room_from_public_room_list.
+type PublicRoomListEditor interface {
+	SetRoomInPublicRoomList(ctx context.Context, roomID string, published bool) error
+}
+
+// AccountExpiryChecker is the homeserver's own account-validity rule
+// (Synapse's legacy account_validity config). api.get_user_by_req asks it
+// when no module's is_user_expired has an opinion.
+type AccountExpiryChecker interface {
+	IsAccountExpired(ctx context.Context, userID string) (bool, error)
+}
+
 // serverOnly is the Host of an engine started without one.
 type serverOnly string
 

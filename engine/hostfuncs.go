@@ -62,6 +62,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 	t := api.Table
 	e.installStore(L, api, mc)
 	e.installGetUserByReq(L, api)
+	e.installModAPI(L, api)
 	install(L, t, "", []hostFunc{
 		{"check_user_exists", hasChecker, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -323,6 +324,31 @@ func (p *requestProxy) MarshalJSON() ([]byte, error) {
 	})
 }
 
+// luaRequest is a request the host hands a callback (on_legacy_admin_request)
+// as the script sees it: the body is read here, off the module's state,
+// up to MaxRequestBody, and put back, so the host can still read it (when
+// no module answered, say). A body that cannot be read reaches the script
+// empty, and the failure is logged.
+func (e *Engine) luaRequest(req *http.Request) *requestProxy {
+	if req == nil {
+		return nil
+	}
+	p := &requestProxy{req: req, method: req.Method}
+	if req.Body != nil && req.Method != http.MethodGet && req.Method != http.MethodHead {
+		body, err := io.ReadAll(io.LimitReader(req.Body, MaxRequestBody+1))
+		req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), req.Body))
+		switch {
+		case err != nil:
+			e.log.Warn("could not read a request body for a callback", "path", req.URL.Path, "err", err)
+		case len(body) > MaxRequestBody:
+			e.log.Warn("request body too large for a callback; it reaches the script empty", "path", req.URL.Path)
+		default:
+			p.body = body
+		}
+	}
+	return p
+}
+
 func pushRequest(L *lua.LState, p *requestProxy) lua.LValue {
 	ud := L.NewUserData()
 	ud.Value = p
@@ -440,9 +466,15 @@ func (p *requestProxy) accessToken() string {
 	return p.req.URL.Query().Get("access_token")
 }
 
-// installGetUserByReq adds api.get_user_by_req(request).
+// installGetUserByReq adds api.get_user_by_req(request [, options]):
+// options is {allow_guest=, allow_expired=} or, as in Synapse, the two
+// booleans allow_guest, allow_expired. As Synapse does, a guest is refused
+// (403 M_GUEST_ACCESS_FORBIDDEN) unless allow_guest, and an expired
+// account (a module's is_user_expired, else the host's own rule) is
+// refused (403 ORG_MATRIX_EXPIRED_ACCOUNT) unless allow_expired.
 func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
 	auth, hasAuth := capability[TokenAuthenticator](e.host)
+	expiry, hasExpiry := capability[AccountExpiryChecker](e.host)
 	api.Table.RawSetString("get_user_by_req", sandbox.HostFunction(L, "get_user_by_req", func(L *lua.LState) *sandbox.HostCall {
 		if L.Get(1) == api.Table { // api:get_user_by_req(request)
 			L.Remove(1)
@@ -451,6 +483,7 @@ func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
 		if !ok {
 			L.ArgError(1, "the request a web handler received expected")
 		}
+		allowGuest, allowExpired := getUserByReqOptions(L)
 		if !hasAuth {
 			L.RaiseError("get_user_by_req: not supported by this homeserver")
 		}
@@ -466,12 +499,59 @@ func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
 			if err != nil {
 				return nil, err
 			}
+			if !allowExpired && r.AppServiceID == "" {
+				// Synapse checks regular users only, not appservices.
+				expired, decided, err := e.IsUserExpired(ctx, r.UserID)
+				if err != nil {
+					return nil, err
+				}
+				if !decided && hasExpiry {
+					if expired, err = expiry.IsAccountExpired(ctx, r.UserID); err != nil {
+						return nil, err
+					}
+				}
+				if expired {
+					return nil, synapseLuaError(http.StatusForbidden, "User account has expired", luaapi.CodeExpiredAccount)
+				}
+			}
+			if r.IsGuest && !allowGuest {
+				return nil, synapseLuaError(http.StatusForbidden, "Guest access not allowed", "M_GUEST_ACCESS_FORBIDDEN")
+			}
 			return values(map[string]any{
 				"user_id": r.UserID, "device_id": opt(r.DeviceID), "is_guest": r.IsGuest,
 				"shadow_banned": r.ShadowBanned, "app_service_id": opt(r.AppServiceID),
 			}), nil
 		}}
 	}))
+}
+
+// getUserByReqOptions reads get_user_by_req's arguments after the
+// request: {allow_guest=, allow_expired=}, or Synapse's positional
+// allow_guest, allow_expired booleans.
+func getUserByReqOptions(L *lua.LState) (allowGuest, allowExpired bool) {
+	flag := func(v lua.LValue, what string, n int) bool {
+		switch v := v.(type) {
+		case *lua.LNilType:
+			return false
+		case lua.LBool:
+			return bool(v)
+		}
+		L.ArgError(n, what+" must be a boolean, got "+v.Type().String())
+		return false
+	}
+	if opts, ok := L.Get(2).(*lua.LTable); ok {
+		var bad string
+		opts.ForEach(func(k, _ lua.LValue) {
+			if s, _ := k.(lua.LString); s != "allow_guest" && s != "allow_expired" && bad == "" {
+				bad = lua.LVAsString(k)
+			}
+		})
+		if bad != "" {
+			L.ArgError(2, fmt.Sprintf("unknown option %q (valid: allow_guest, allow_expired)", bad))
+		}
+		return flag(opts.RawGetString("allow_guest"), "allow_guest", 2), flag(opts.RawGetString("allow_expired"), "allow_expired", 2)
+	}
+	return flag(L.Get(2), "allow_guest", 2), flag(L.Get(3), "allow_expired", 3)
 }
 
 func synapseLuaError(code int, msg, errcode string) error {

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/luahost/luahost/luaapi"
 )
@@ -75,6 +76,12 @@ const (
 	CallbackOnUserRegistration
 	// CallbackOnUserLogin is account_validity.on_user_login.
 	CallbackOnUserLogin
+	// CallbackOnLegacySendMail is account_validity.on_legacy_send_mail.
+	CallbackOnLegacySendMail
+	// CallbackOnLegacyRenew is account_validity.on_legacy_renew.
+	CallbackOnLegacyRenew
+	// CallbackOnLegacyAdminRequest is account_validity.on_legacy_admin_request.
+	CallbackOnLegacyAdminRequest
 	// CallbackCheckAuth is password_auth_provider.auth_checkers.
 	CallbackCheckAuth
 	// CallbackCheck3PIDAuth is password_auth_provider.check_3pid_auth.
@@ -142,6 +149,9 @@ var callbacks = [...]*luaapi.Callback{
 	luaapi.MustCallback("account_validity.is_user_expired"),
 	luaapi.MustCallback("account_validity.on_user_registration"),
 	luaapi.MustCallback("account_validity.on_user_login"),
+	luaapi.MustCallback("account_validity.on_legacy_send_mail"),
+	luaapi.MustCallback("account_validity.on_legacy_renew"),
+	luaapi.MustCallback("account_validity.on_legacy_admin_request"),
 	luaapi.MustCallback("password_auth_provider.auth_checkers"),
 	luaapi.MustCallback("password_auth_provider.check_3pid_auth"),
 	luaapi.MustCallback("password_auth_provider.on_logged_out"),
@@ -192,6 +202,9 @@ var (
 	cbIsUserExpired                    = callbacks[CallbackIsUserExpired]
 	cbOnUserRegistration               = callbacks[CallbackOnUserRegistration]
 	cbOnUserLogin                      = callbacks[CallbackOnUserLogin]
+	cbOnLegacySendMail                 = callbacks[CallbackOnLegacySendMail]
+	cbOnLegacyRenew                    = callbacks[CallbackOnLegacyRenew]
+	cbOnLegacyAdminRequest             = callbacks[CallbackOnLegacyAdminRequest]
 	cbCheckAuth                        = callbacks[CallbackCheckAuth]
 	cbCheck3PIDAuth                    = callbacks[CallbackCheck3PIDAuth]
 	cbOnLoggedOut                      = callbacks[CallbackOnLoggedOut]
@@ -285,7 +298,7 @@ func (e *Engine) UserMayCreateRoom(ctx context.Context, userID string, roomConfi
 	if e == nil {
 		return NotSpam, nil
 	}
-	return e.spam(ctx, cbUserMayCreateRoom, argsOf(userID, roomConfig))
+	return e.spam(ctx, cbUserMayCreateRoom, argsOf(userID, optMap(roomConfig)))
 }
 
 // UserMayCreateRoomAlias asks whether a user may create a room alias (spam_checker.user_may_create_room_alias).
@@ -325,7 +338,7 @@ func (e *Engine) CheckUsernameForSpam(ctx context.Context, userProfile map[strin
 	if e == nil {
 		return false, nil
 	}
-	return e.firstBool(ctx, cbCheckUsernameForSpam, true, argsOf(userProfile, requesterID))
+	return e.firstBool(ctx, cbCheckUsernameForSpam, true, argsOf(userProfile, opt(requesterID)))
 }
 
 // CheckRegistrationForSpam asks whether a registration may go ahead (emailThreepid may be nil, username and authProviderID empty) (spam_checker.check_registration_for_spam).
@@ -604,6 +617,45 @@ func (e *Engine) FireOnUserLogin(userID string, authProviderType string, authPro
 		return true
 	}
 	return e.fire(cbOnUserLogin, func(ctx context.Context) error { return e.OnUserLogin(ctx, userID, authProviderType, authProviderID) })
+}
+
+// OnLegacySendMail asks the module that registered it to send the user a renewal email (Synapse's legacy account_validity send_mail endpoint); when Has reports none did, the host does its own (account_validity.on_legacy_send_mail).
+//
+// Combine: all run, in order; only one module may register it. On a module's error: fail.
+func (e *Engine) OnLegacySendMail(ctx context.Context, userID string) error {
+	if e == nil {
+		return nil
+	}
+	return e.notify(ctx, cbOnLegacySendMail, argsOf(userID))
+}
+
+// FireOnLegacySendMail queues OnLegacySendMail and returns at once; it reports false when
+// the notification queue was full and the notification was dropped.
+func (e *Engine) FireOnLegacySendMail(userID string) bool {
+	if e == nil {
+		return true
+	}
+	return e.fire(cbOnLegacySendMail, func(ctx context.Context) error { return e.OnLegacySendMail(ctx, userID) })
+}
+
+// OnLegacyRenew asks the module that registered it to renew an account with a renewal token (Synapse's legacy account_validity renew endpoint); nil when no module did, and the host renews itself (account_validity.on_legacy_renew).
+//
+// Combine: the module's answer; only one module may register it. On a module's error: fail.
+func (e *Engine) OnLegacyRenew(ctx context.Context, renewalToken string) (*LegacyRenewal, error) {
+	if e == nil {
+		return nil, nil
+	}
+	return e.legacyRenew(ctx, cbOnLegacyRenew, argsOf(renewalToken))
+}
+
+// OnLegacyAdminRequest hands the module that registered it an admin's POST /_synapse/admin/v1/account_validity/validity request (the engine reads its body); ok is false when no module did, and the host handles the request itself (account_validity.on_legacy_admin_request).
+//
+// Combine: first integer; only one module may register it. On a module's error: fail.
+func (e *Engine) OnLegacyAdminRequest(ctx context.Context, request *http.Request) (n int64, ok bool, err error) {
+	if e == nil {
+		return 0, false, nil
+	}
+	return e.firstInteger(ctx, cbOnLegacyAdminRequest, argsOf(e.luaRequest(request)))
 }
 
 // CheckAuth asks the auth checkers declared for loginType, in order, until one accepts; nil means none did. loginDict is cut to each checker's declared fields (password_auth_provider.auth_checkers).

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -49,6 +51,11 @@ type generation struct {
 	holdMu sync.Mutex
 	holds  int
 	unheld chan struct{}
+	// resources are closed with the generation (the template folders of
+	// api.read_templates). Any instance's baton holder may add one.
+	resMu     sync.Mutex
+	resources []io.Closer
+	roots     map[string]*os.Root // template folders by slash path
 }
 
 // instance is one state of a generation.
@@ -80,8 +87,27 @@ func (g *generation) callOf(idx int, what string, args func(*lua.LState) []lua.L
 	return c
 }
 
-// close closes every instance.
-func (g *generation) close() { g.set.Close() }
+// close closes every instance, then what they opened.
+func (g *generation) close() {
+	g.set.Close()
+	g.closeResources()
+}
+
+// addResource closes c with the generation.
+func (g *generation) addResource(c io.Closer) {
+	g.resMu.Lock()
+	defer g.resMu.Unlock()
+	g.resources = append(g.resources, c)
+}
+
+func (g *generation) closeResources() {
+	g.resMu.Lock()
+	defer g.resMu.Unlock()
+	for _, c := range g.resources {
+		c.Close()
+	}
+	g.resources = nil
+}
 
 // loadGrace is how long past its init_timeout a load may run before the
 // engine stops waiting for it: only a load stuck in Go code that ignores
@@ -143,6 +169,7 @@ func (e *Engine) load(ctx context.Context, mc ModuleConfig, seq int) (*generatio
 			for _, in := range g.insts {
 				in.rt.Close()
 			}
+			g.closeResources()
 			le := err.(*LoadError)
 			le.sources = g.sources
 			return nil, le
@@ -172,7 +199,8 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 	api.Table.RawSetString("instance", lua.LNumber(i))
 	inst := &instance{api: api}
 	e.installHostFunctions(L, api, mc)
-	e.installTimers(L, api.Table, g, inst, i)
+	e.installTemplates(L, api.Table, g, i)
+	e.installTimers(L, api, g, inst, i)
 	libs, err := e.libraries(L)
 	if err != nil {
 		L.Close()

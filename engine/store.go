@@ -23,7 +23,17 @@ import (
 // encodes the value as JSON on the module's owner goroutine, Run calls the
 // Store on its own goroutine, and the Result builder decodes the JSON back
 // into Lua values on the owner goroutine again. The namespace is the
-// module's name, so modules cannot see each other's keys.
+// module's store_namespace (by default its name), so modules cannot see
+// each other's keys unless they name the same namespace on purpose.
+//
+// The atomic updates (update, transaction) call a function of the script
+// between reading and writing, so they cannot be one host call: the
+// function is Lua and runs on the module's coroutine. They are a small
+// Lua helper (storeHelperSrc) over host functions that read with a
+// version (the stored bytes) and write only if the bytes are still those
+// (CompareAndSwap, Txn); on a conflict the helper reads again and calls
+// the function again, a bounded number of times with a growing, jittered
+// pause between attempts.
 
 // storeLogEvery is how often an ongoing storage outage is logged again for
 // one module; the first failure of a burst is logged at once.
@@ -47,7 +57,11 @@ type moduleStore struct {
 
 // installStore adds api.store, the module's namespaced key-value store.
 func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleConfig) {
-	ms := &moduleStore{e: e, ns: mc.Name}
+	ns := mc.StoreNamespace
+	if ns == "" {
+		ns = mc.Name
+	}
+	ms := &moduleStore{e: e, ns: ns}
 	t := L.NewTable()
 	api.Table.RawSetString("store", t)
 	installOwn(L, t, "store.", []hostFunc{
@@ -77,25 +91,41 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 		}},
 		{"set", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)
-			v := a.L.Get(2)
-			if v == lua.LNil {
-				a.fail("bad argument #2 (value): a value expected, got nil (use api.store.delete to remove a key)")
+			b := storeValue(a, 2)
+			ttl, ifAbsent := storeSetOptions(a, 3)
+			return func(ctx context.Context) (sandbox.Result, error) {
+				st, err := ms.store()
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				stored := true
+				if ifAbsent {
+					stored, err = st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
+				} else {
+					err = st.Set(ctx, ms.ns, key, b, ttl)
+				}
+				if err != nil {
+					return nil, ms.fail(ctx, err)
+				}
+				ms.ok()
+				return values(stored), nil
 			}
-			b, err := stdlib.EncodeJSON(a.L, v, false)
-			if err != nil {
-				a.fail("bad argument #2 (value): %v", err)
-			}
+		}},
+		{"set_if_absent", true, func(a *hostArgs) runFunc {
+			key := storeKey(a, 1)
+			b := storeValue(a, 2)
 			ttl := storeTTL(a, 3)
 			return func(ctx context.Context) (sandbox.Result, error) {
 				st, err := ms.store()
 				if err != nil {
 					return nil, ms.fail(ctx, err)
 				}
-				if err := st.Set(ctx, ms.ns, key, b, ttl); err != nil {
+				stored, err := st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
+				if err != nil {
 					return nil, ms.fail(ctx, err)
 				}
 				ms.ok()
-				return nil, nil
+				return values(stored), nil
 			}
 		}},
 		{"delete", true, func(a *hostArgs) runFunc {
@@ -154,6 +184,48 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 			}
 		}},
 	})
+	ms.installAtomic(L, t)
+}
+
+// storeValue reads the value argument of set: anything json can encode
+// but nil.
+func storeValue(a *hostArgs, i int) []byte {
+	v := a.L.Get(i)
+	if v == lua.LNil {
+		a.fail("bad argument #%d (value): a value expected, got nil (use api.store.delete to remove a key)", i)
+	}
+	b, err := stdlib.EncodeJSON(a.L, v, false)
+	if err != nil {
+		a.fail("bad argument #%d (value): %v", i, err)
+	}
+	return b
+}
+
+// storeSetOptions reads set's third argument: ttl_seconds, or a table
+// {ttl = seconds, if_absent = boolean}.
+func storeSetOptions(a *hostArgs, i int) (ttl time.Duration, ifAbsent bool) {
+	opts, ok := a.L.Get(i).(*lua.LTable)
+	if !ok {
+		return storeTTL(a, i), false
+	}
+	var bad string
+	opts.ForEach(func(k, _ lua.LValue) {
+		if s, _ := k.(lua.LString); s != "ttl" && s != "if_absent" && bad == "" {
+			bad = lua.LVAsString(k)
+		}
+	})
+	if bad != "" {
+		a.fail("bad argument #%d (options): unknown option %q (valid: ttl, if_absent)", i, bad)
+	}
+	switch v := opts.RawGetString("if_absent").(type) {
+	case *lua.LNilType:
+	case lua.LBool:
+		ifAbsent = bool(v)
+	default:
+		a.fail("bad argument #%d (options): if_absent must be a boolean, got %s", i, v.Type().String())
+	}
+	ttl = storeTTLOf(a, opts.RawGetString("ttl"), fmt.Sprintf("bad argument #%d (options.ttl)", i))
+	return ttl, ifAbsent
 }
 
 // storeKey reads a key argument: a non-empty string of at most
@@ -187,17 +259,21 @@ func storeInt(a *hostArgs, i int, what string) int64 {
 // storeTTL reads an optional ttl_seconds argument: nil (never expires) or
 // a positive number of seconds.
 func storeTTL(a *hostArgs, i int) time.Duration {
-	v := a.L.Get(i)
+	return storeTTLOf(a, a.L.Get(i), fmt.Sprintf("bad argument #%d (ttl_seconds)", i))
+}
+
+// storeTTLOf reads a ttl value; what names it in errors.
+func storeTTLOf(a *hostArgs, v lua.LValue, what string) time.Duration {
 	if v == lua.LNil {
 		return 0
 	}
 	n, ok := v.(lua.LNumber)
 	if !ok {
-		a.badArg(i, "ttl_seconds", "number", v)
+		a.fail("%s: number expected, got %s", what, v.Type().String())
 	}
 	f := float64(n)
 	if !(f > 0) || f > maxTTLSeconds { // also catches NaN
-		a.fail("bad argument #%d (ttl_seconds): a positive number of seconds expected, got %v", i, f)
+		a.fail("%s: a positive number of seconds expected, got %v", what, f)
 	}
 	d := time.Duration(f * float64(time.Second))
 	if d < time.Millisecond {

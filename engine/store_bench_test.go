@@ -121,6 +121,10 @@ const storeBenchModule = `return { new = function(config, api)
     get = function() assert(s.get("k") ~= nil) end,
     set = function() s.set("k", value) end,
     incr = function() s.incr("c") end,
+    update = function() s.update("u", function(v) return (v or 0) + 1 end) end,
+    transaction = function()
+      s.transaction({ "t1", "t2" }, function(v) return { t1 = (v.t1 or 0) + 1, t2 = (v.t2 or 0) - 1 } end)
+    end,
   }
   api.register_spam_checker_callbacks{ check_event_for_spam = function(ev)
     ops[ev.content.body]()
@@ -128,3 +132,37 @@ const storeBenchModule = `return { new = function(config, api)
   end }
 end }
 `
+
+// BenchmarkStoreAtomic measures api.store.update and a two-key
+// api.store.transaction against incr on the same backend in the same run
+// (x-incr is the ratio), one callback per operation, uncontended.
+//
+//	go test -run '^$' -bench BenchmarkStoreAtomic ./engine/
+func BenchmarkStoreAtomic(b *testing.B) {
+	cleanupStoreRedis(b)
+	ctx := context.Background()
+	for _, be := range storeBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			st := be.open(b)(b)
+			e := newStoreEngine(b, st, nil, "", storeModule{storeModName("bench"), storeBenchModule, ""})
+			perOp := func(op string, n int) float64 {
+				ev := storeBenchEvent(op)
+				start := time.Now()
+				for i := 0; i < n; i++ {
+					if _, err := e.CheckEventForSpam(ctx, ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return float64(time.Since(start).Nanoseconds()) / float64(n)
+			}
+			for _, op := range []string{"update", "transaction"} {
+				b.Run(op, func(b *testing.B) {
+					b.ReportAllocs()
+					ns := perOp(op, b.N)
+					b.StopTimer()
+					b.ReportMetric(ns/perOp("incr", b.N), "x-incr")
+				})
+			}
+		})
+	}
+}

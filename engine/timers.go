@@ -10,25 +10,57 @@ import (
 
 	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/internal/sandbox"
+	"github.com/luahost/luahost/luaapi"
 )
 
-// Timers: api.looping_background_call(fn, msec, ...) and
-// api.delayed_background_call(msec, fn, ...). Each timer is a goroutine
-// that hands the call to the module's loop like any other invocation, so
-// the function runs on the module's own goroutine under the module's
-// timeout. A looping call never overlaps itself (a tick that finds the
-// previous run still going is skipped, as Synapse's looping calls do). An
-// error is logged with its file and line and the loop goes on. Timers stop
-// when the module generation is retired (reload or shutdown).
+// Background work: api.looping_background_call(fn, msec, ...),
+// api.delayed_background_call(msec, fn, ...) and
+// api.run_as_background_process(desc, fn, ...). Each is a goroutine that
+// hands the call to the module's runtime like any other invocation, so
+// the function runs on the module's own state, one step at a time with
+// its other work, and may call host functions. A background call runs
+// under the module's background_timeout (default 10 minutes; 0: no
+// deadline but the generation's end), not its callback timeout, so a
+// retry loop with long sleeps runs to completion. A looping call never
+// overlaps itself (a tick that finds the previous run still going is
+// skipped, as Synapse's looping calls do). An error is logged with its
+// file and line, and a loop goes on. Everything stops when the module
+// generation is retired (reload or shutdown): a background call waiting
+// in a host call (a sleep, a lookup) is cancelled there.
 
-// installTimers adds the timer functions to a module's api table. g.rt is
-// set before any Lua runs.
-func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in *instance, inst int) {
-	// fire runs fn(args...) on the loop and logs a failure.
-	fire := func(what string, fn *lua.LFunction, args []lua.LValue) {
-		err := scriptError(in.rt.Invoke(context.Background(), runtime.Call{What: what, Fn: fn, Timeout: g.cfg.Timeout,
+// installTimers adds the background functions to a module's api table.
+// in.rt is set before any Lua runs.
+func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generation, in *instance, inst int) {
+	t := api.Table
+	timeout := backgroundDeadline(g.cfg.BackgroundTimeout)
+	// fire runs fn(args...) on the instance and logs a failure. The call
+	// is cancelled when the runtime closes (quit), so a long background
+	// call parked in a host call does not hold up a reload.
+	fire := func(quit <-chan struct{}, what, desc string, fn *lua.LFunction, args []lua.LValue) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-quit:
+				cancel()
+			case <-done:
+			}
+		}()
+		err := scriptError(in.rt.Invoke(ctx, runtime.Call{What: what, Fn: fn, Timeout: timeout,
 			Args: func(*lua.LState) []lua.LValue { return args }}))
-		if err != nil && !errors.Is(err, runtime.ErrClosed) {
+		if err == nil || errors.Is(err, runtime.ErrClosed) {
+			return
+		}
+		select {
+		case <-quit:
+			return // stopped with the generation: not a failure of the script
+		default:
+		}
+		if desc != "" {
+			e.logScriptError(what+" "+desc+" failed", err)
+		} else {
 			e.logScriptError(what+" failed", err)
 		}
 	}
@@ -44,10 +76,11 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in
 		}
 		return args
 	}
-	// Background calls run on instance 1 only (the others' constructors
-	// register the same timers: a no-op there).
+	// While the constructors run, every instance registers the same
+	// background work: instance 1's runs, the others' are no-ops. Started
+	// later (from a callback), it runs on the instance that started it.
 	start := func(f func(quit <-chan struct{})) {
-		if inst == 1 {
+		if inst == 1 || !api.Registering() {
 			in.rt.StartTimer(f)
 		}
 	}
@@ -59,7 +92,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in
 		return time.Duration(float64(v) * float64(time.Millisecond))
 	}
 
-	api.RawSetString("looping_background_call", L.NewFunction(sandbox.MethodTolerant(api, func(L *lua.LState) int {
+	t.RawSetString("looping_background_call", L.NewFunction(sandbox.MethodTolerant(t, func(L *lua.LState) int {
 		fn := L.CheckFunction(1)
 		every := msec(L, 2)
 		if every < time.Millisecond {
@@ -78,7 +111,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in
 				case <-cancel:
 					return
 				case <-tick.C:
-					fire("looping_background_call", fn, args)
+					fire(quit, "looping_background_call", "", fn, args)
 				}
 			}
 		})
@@ -86,7 +119,7 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in
 		return 1
 	})))
 
-	api.RawSetString("delayed_background_call", L.NewFunction(sandbox.MethodTolerant(api, func(L *lua.LState) int {
+	t.RawSetString("delayed_background_call", L.NewFunction(sandbox.MethodTolerant(t, func(L *lua.LState) int {
 		after := msec(L, 1)
 		fn := L.CheckFunction(2)
 		args := restArgs(L, 3)
@@ -99,10 +132,20 @@ func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in
 			case <-quit:
 			case <-cancel:
 			case <-t.C:
-				fire("delayed_background_call", fn, args)
+				fire(quit, "delayed_background_call", "", fn, args)
 			}
 		})
 		L.Push(handle(L, func() { once.Do(func() { close(cancel) }) }))
 		return 1
+	})))
+
+	t.RawSetString("run_as_background_process", L.NewFunction(sandbox.MethodTolerant(t, func(L *lua.LState) int {
+		desc := L.CheckString(1)
+		fn := L.CheckFunction(2)
+		args := restArgs(L, 3)
+		start(func(quit <-chan struct{}) {
+			fire(quit, "run_as_background_process", desc, fn, args)
+		})
+		return 0
 	})))
 }

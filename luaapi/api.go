@@ -62,6 +62,9 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 	for _, c := range errCodes {
 		codes.RawSetString(c, lua.LString("M_"+c))
 	}
+	for name, c := range otherCodes {
+		codes.RawSetString(name, lua.LString(c))
+	}
 	t.RawSetString("Codes", codes)
 	rb := L.NewTable()
 	rb.RawSetString("ALLOW", lua.LString("allow"))
@@ -95,6 +98,7 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 	for name, fn := range fns {
 		t.RawSetString(name, L.NewFunction(sandbox.MethodTolerant(t, fn)))
 	}
+	installIDs(L, t)
 	for _, cat := range Catalogue {
 		t.RawSetString(cat.RegisterFunc(), L.NewFunction(sandbox.MethodTolerant(t, m.registerCategory(cat))))
 	}
@@ -113,6 +117,10 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 	}))
 	return m
 }
+
+// Registering reports whether registration is open (the constructor is
+// running). Baton holder only.
+func (m *ModuleAPI) Registering() bool { return m.registering }
 
 // BeginRegistration opens registration (while the constructor runs).
 func (m *ModuleAPI) BeginRegistration() { m.registering = true }
@@ -146,6 +154,10 @@ func (m *ModuleAPI) registerCategory(cat *Category) lua.LGFunction {
 		t.ForEach(func(k, v lua.LValue) {
 			name, _ := k.(lua.LString)
 			cb := valid[string(name)]
+			if why, ok := NotInSynapse[cat.Name+"."+string(name)]; ok && cb == nil {
+				errs = append(errs, fmt.Sprintf("%s: %s", fname, why))
+				return
+			}
 			if cb == nil {
 				hint := ""
 				if s := Suggest(lua.LVAsString(k), names); s != "" {
@@ -167,6 +179,10 @@ func (m *ModuleAPI) registerCategory(cat *Category) lua.LGFunction {
 				errs = append(errs, fmt.Sprintf("%s: %s must be a function, got %s", fname, cb.Name, v.Type().String()))
 				return
 			}
+			if cb.Single && m.registered(cb) {
+				errs = append(errs, fmt.Sprintf("%s: %s registered twice (Synapse allows one registration of it)", fname, cb.Name))
+				return
+			}
 			regs = append(regs, Registration{Callback: cb, Fn: fn})
 		})
 		if len(errs) > 0 {
@@ -186,6 +202,16 @@ func (m *ModuleAPI) registerCategory(cat *Category) lua.LGFunction {
 		m.Registrations = append(m.Registrations, regs...)
 		return 0
 	}
+}
+
+// registered reports whether this module registered cb already.
+func (m *ModuleAPI) registered(cb *Callback) bool {
+	for _, r := range m.Registrations {
+		if r.Callback == cb {
+			return true
+		}
+	}
+	return false
 }
 
 func catIndex(cat *Category, cb *Callback) int {
@@ -294,6 +320,10 @@ func (m *ModuleAPI) qualify(L *lua.LState) int {
 }
 
 func (m *ModuleAPI) isMine(L *lua.LState) int {
+	if id, ok := IDOf(L.Get(1)); ok { // as Synapse, a UserID as well as a string
+		L.Push(lua.LBool(!id.NoDomain && id.Domain == m.ServerName))
+		return 1
+	}
 	id := L.CheckString(1)
 	i := strings.IndexByte(id, ':')
 	L.Push(lua.LBool(i >= 0 && id[i+1:] == m.ServerName))
@@ -309,14 +339,28 @@ var errCodes = []string{
 	"THREEPID_NOT_FOUND", "THREEPID_DENIED", "INVALID_USERNAME", "SERVER_NOT_TRUSTED",
 	"CONSENT_NOT_GIVEN", "CANNOT_LEAVE_SERVER_NOTICE_ROOM", "RESOURCE_LIMIT_EXCEEDED",
 	"UNSUPPORTED_ROOM_VERSION", "INCOMPATIBLE_ROOM_VERSION", "WRONG_ROOM_KEYS_VERSION",
-	"EXPIRED_ACCOUNT", "PASSWORD_TOO_SHORT", "PASSWORD_NO_DIGIT", "PASSWORD_NO_UPPERCASE",
+	"PASSWORD_TOO_SHORT", "PASSWORD_NO_DIGIT", "PASSWORD_NO_UPPERCASE",
 	"PASSWORD_NO_LOWERCASE", "PASSWORD_NO_SYMBOL", "PASSWORD_POLICY_VIOLATION", "WEAK_PASSWORD",
 	"INVALID_SIGNATURE", "USER_DEACTIVATED", "USER_LOCKED", "USER_SUSPENDED", "BAD_ALIAS",
 	"DUPLICATE_ANNOTATION", "MISSING_MEDIA", "UNKNOWN_POS",
 }
 
-// IsErrCode reports whether s looks like a Matrix errcode ("M_FORBIDDEN").
+// CodeExpiredAccount is Synapse's Codes.EXPIRED_ACCOUNT: the errcode of a
+// request refused because the account has expired.
+const CodeExpiredAccount = "ORG_MATRIX_EXPIRED_ACCOUNT"
+
+// otherCodes are Synapse's Codes whose value is not "M_" + name.
+var otherCodes = map[string]string{
+	"EXPIRED_ACCOUNT":        CodeExpiredAccount,
+	"USER_ACCOUNT_SUSPENDED": "M_USER_SUSPENDED", // Synapse's name for USER_SUSPENDED
+}
+
+// IsErrCode reports whether s looks like a Matrix errcode ("M_FORBIDDEN")
+// or is one of api.Codes.
 func IsErrCode(s string) bool {
+	if s == CodeExpiredAccount {
+		return true
+	}
 	if !strings.HasPrefix(s, "M_") || len(s) < 3 {
 		return false
 	}

@@ -23,10 +23,11 @@ const (
 	KindOptStr   Kind = "string?" // string or nil
 	KindBool     Kind = "boolean"
 	KindNumber   Kind = "number"
-	KindTable    Kind = "table"  // a JSON object
-	KindOptTable Kind = "table?" // a JSON object or nil
-	KindArray    Kind = "array"  // a JSON array
-	KindFile     Kind = "file"   // an uploaded file: file:read() returns its bytes
+	KindTable    Kind = "table"   // a JSON object
+	KindOptTable Kind = "table?"  // a JSON object or nil
+	KindArray    Kind = "array"   // a JSON array
+	KindFile     Kind = "file"    // an uploaded file: file:read() returns its bytes
+	KindRequest  Kind = "request" // an HTTP request, as web handlers get it
 )
 
 // ErrorPolicy says what a Lua error (or deadline) in one module's
@@ -90,6 +91,11 @@ const (
 	CombineBatch
 	// CombineBatchSize: the controller's batch size (default 100, ≥ 1).
 	CombineBatchSize
+	// CombineLegacyRenew: token_valid, token_stale, expiration_ts from the
+	// first (the only) module.
+	CombineLegacyRenew
+	// CombineFirstInteger: the first integer answer wins.
+	CombineFirstInteger
 )
 
 var combineDocs = map[Combine]string{
@@ -110,6 +116,8 @@ var combineDocs = map[Combine]string{
 	CombineMergeFields:    "merged; the last registered wins on a clash; existing `unsigned` fields are never overwritten",
 	CombineBatch:          "only the first registering module is used",
 	CombineBatchSize:      "only the first registering module is used",
+	CombineLegacyRenew:    "the module's answer",
+	CombineFirstInteger:   "first integer",
 }
 
 // String is the rule in words, as the docs tables show it.
@@ -160,6 +168,8 @@ func (a Arg) GoType() string {
 		return "[]any"
 	case KindFile:
 		return "func() ([]byte, error)"
+	case KindRequest:
+		return "*http.Request"
 	}
 	return "any"
 }
@@ -182,6 +192,9 @@ type Callback struct {
 	Deny string
 	// Result is the Go type a CombineFirstValue invoker returns.
 	Result string
+	// Single: at most one module may register it (Synapse raises "Tried to
+	// register ... twice" at the second registration).
+	Single bool
 	// Doc is the invoker's doc comment sentence.
 	Doc string
 }
@@ -242,6 +255,8 @@ func late(name string, k Kind) Arg { return Arg{Name: name, Kind: k, Late: true}
 func typed(name string, k Kind, goType string) Arg { return Arg{Name: name, Kind: k, Go: goType} }
 
 const spamReturn = "`api.NOT_SPAM`, or an errcode [, extra]"
+
+const singleNote = "only one module may register it"
 
 // Catalogue lists every category and callback, in Synapse's order.
 var Catalogue = []*Category{
@@ -357,6 +372,15 @@ var Catalogue = []*Category{
 		{Name: "on_user_login", Go: "OnUserLogin", Args: []Arg{a("user_id", KindString), a("auth_provider_type", KindOptStr), a("auth_provider_id", KindOptStr)},
 			Returns: "nothing", Combine: CombineNotify, OnError: OnErrorFail,
 			Doc: "tells every module a user logged in"},
+		{Name: "on_legacy_send_mail", Go: "OnLegacySendMail", Args: []Arg{a("user_id", KindString)}, Single: true,
+			Returns: "nothing", Combine: CombineNotify, CombineNote: singleNote, OnError: OnErrorFail,
+			Doc: "asks the module that registered it to send the user a renewal email (Synapse's legacy account_validity send_mail endpoint); when Has reports none did, the host does its own"},
+		{Name: "on_legacy_renew", Go: "OnLegacyRenew", Args: []Arg{a("renewal_token", KindString)}, Single: true,
+			Returns: "`token_valid, token_stale, expiration_ts`", Combine: CombineLegacyRenew, CombineNote: singleNote, OnError: OnErrorFail,
+			Doc: "asks the module that registered it to renew an account with a renewal token (Synapse's legacy account_validity renew endpoint); nil when no module did, and the host renews itself"},
+		{Name: "on_legacy_admin_request", Go: "OnLegacyAdminRequest", Args: []Arg{a("request", KindRequest)}, Single: true,
+			Returns: "the new `expiration_ts` (ms)", Combine: CombineFirstInteger, CombineNote: singleNote, OnError: OnErrorFail,
+			Doc: "hands the module that registered it an admin's POST /_synapse/admin/v1/account_validity/validity request (the engine reads its body); ok is false when no module did, and the host handles the request itself"},
 	}},
 	{Name: "password_auth_provider", Callbacks: []*Callback{
 		{Name: "auth_checkers", Go: "CheckAuth", Args: []Arg{a("user", KindString), a("login_type", KindString), a("login_dict", KindTable)},
@@ -418,6 +442,22 @@ var Catalogue = []*Category{
 			Returns: "`{per_second=, burst_count=}` or nil", Combine: CombineFirstValue, OnError: OnErrorFail, Result: "*RatelimitOverride",
 			Doc: "asks for a per-user rate limit; nil when no module answered"},
 	}},
+}
+
+// SynapseVersion is the Synapse release whose module callbacks the
+// catalogue matches (docs/modules/*_callbacks.md and
+// synapse/module_api/callbacks/ of that release).
+const SynapseVersion = "1.157"
+
+// NotInSynapse explains, by "category.name", callbacks a module may try to
+// register that this Synapse release does not have: ones that exist only
+// in a fork, and ones Synapse removed. Registering one fails at load with
+// the explanation, rather than with "unknown callback".
+var NotInSynapse = map[string]string{
+	"spam_checker.accept_make_join": "accept_make_join exists only in a Synapse fork (maunium's, used by meowlnir and synapse-http-antispam); " +
+		"luahost supports the callbacks of Synapse " + SynapseVersion + ": drop it from the registration (synapse-http-antispam: list enabled_callbacks without it)",
+	"spam_checker.user_may_create_room_with_invites": "user_may_create_room_with_invites was removed in Synapse 1.53; " +
+		"use user_may_create_room, whose room_config argument holds the invites",
 }
 
 var byID = map[string]*Callback{}

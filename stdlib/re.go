@@ -105,10 +105,19 @@ func loadRe(L *lua.LState, env *Env) lua.LValue {
 		"gsub": reGsub(compile),
 		"split": func(L *lua.LState) int {
 			re := compile(L, 1)
-			parts := re.Split(L.CheckString(2), L.OptInt(3, -1))
+			s := L.CheckString(2)
+			n, captures := reSplitOptions(L)
+			var parts []lua.LValue
+			if captures {
+				parts = reSplitCaptures(re, s, n)
+			} else {
+				for _, p := range re.Split(s, n) {
+					parts = append(parts, lua.LString(p))
+				}
+			}
 			out := L.CreateTable(len(parts), 0)
 			for _, p := range parts {
-				out.Append(lua.LString(p))
+				out.Append(p)
 			}
 			L.Push(out)
 			return 1
@@ -133,6 +142,83 @@ func loadRe(L *lua.LState, env *Env) lua.LValue {
 		},
 	})
 	return t
+}
+
+// reSplitOptions reads split's optional arguments: n, then an options
+// table {captures = true, n = ...}; re.split(p, s, {captures = true}) and
+// re.split(p, s, 3, {captures = true}) both work.
+func reSplitOptions(L *lua.LState) (n int, captures bool) {
+	n = -1
+	at := 3
+	if v, ok := L.Get(3).(lua.LNumber); ok {
+		n = int(v)
+		at = 4
+	} else if L.Get(3) != lua.LNil {
+		if _, ok := L.Get(3).(*lua.LTable); !ok {
+			L.ArgError(3, "n (a number) or an options table expected, got "+L.Get(3).Type().String())
+		}
+	}
+	switch o := L.Get(at).(type) {
+	case *lua.LNilType:
+	case *lua.LTable:
+		o.ForEach(func(k, v lua.LValue) {
+			switch lua.LVAsString(k) {
+			case "captures":
+				b, ok := v.(lua.LBool)
+				if !ok {
+					L.ArgError(at, "options.captures must be a boolean")
+				}
+				captures = bool(b)
+			case "n":
+				num, ok := v.(lua.LNumber)
+				if !ok {
+					L.ArgError(at, "options.n must be a number")
+				}
+				n = int(num)
+			default:
+				L.ArgError(at, "unknown option "+lua.LVAsString(k)+" (valid: captures, n)")
+			}
+		})
+	default:
+		L.ArgError(at, "options table expected, got "+o.Type().String())
+	}
+	return n, captures
+}
+
+// reSplitCaptures is regexp.Split (the same pieces for the same n) that
+// also keeps, after each piece, the text of every capture group of the
+// separator that ended it, as Python's re.split does; a group that did
+// not take part in the match is false (Python's None). n counts pieces,
+// not groups.
+func reSplitCaptures(re *regexp.Regexp, s string, n int) []lua.LValue {
+	if n == 0 {
+		return nil
+	}
+	if len(re.String()) > 0 && len(s) == 0 {
+		return []lua.LValue{lua.LString("")}
+	}
+	matches := re.FindAllStringSubmatchIndex(s, n)
+	var out []lua.LValue
+	pieces := 0
+	beg, end := 0, 0
+	for _, m := range matches {
+		if n > 0 && pieces == n-1 {
+			break
+		}
+		end = m[0]
+		if m[1] != 0 {
+			out = append(out, lua.LString(s[beg:end]))
+			pieces++
+			for g := 1; g < len(m)/2; g++ {
+				out = append(out, reGroup(s, m, g))
+			}
+		}
+		beg = m[1]
+	}
+	if end != len(s) {
+		out = append(out, lua.LString(s[beg:]))
+	}
+	return out
 }
 
 // reReason is the RE2 reason without Go's "error parsing regexp: " prefix.

@@ -2,6 +2,7 @@ package stdlib
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,29 @@ func TestRe(t *testing.T) {
 			assert(#p == 3 and p[1] == "a" and p[2] == "b" and p[3] == "c")
 			p = re.split(",", "a,b,c", 2)
 			assert(#p == 2 and p[2] == "b,c")`},
+		{name: "split captures", code: `
+			local re = require("re")
+			local function same(got, want)
+			  assert(#got == #want, "length " .. #got .. ", want " .. #want)
+			  for i = 1, #want do assert(got[i] == want[i], i .. ": " .. tostring(got[i]) .. ", want " .. tostring(want[i])) end
+			end
+			-- Python: re.split(r'(\W+)', 'Words, words.') == ['Words', ', ', 'words', '.', '']
+			same(re.split("(\\W+)", "Words, words.", {captures = true}), {"Words", ", ", "words", ".", ""})
+			-- a group that takes no part in the match is false (Python's None)
+			same(re.split("(,)|(;)", "a,b;c", {captures = true}), {"a", ",", false, "b", false, ";", "c"})
+			-- n counts pieces, as without captures: Python's maxsplit=1
+			same(re.split("(-)", "a-b-c", 2, {captures = true}), {"a", "-", "b-c"})
+			same(re.split("(-)", "a-b-c", {captures = true, n = 2}), {"a", "-", "b-c"})
+			-- no groups: the same as without the option
+			same(re.split(",", "a,b", {captures = true}), {"a", "b"})
+			same(re.split("(x)", "", {captures = true}), {""})
+			same(re.split("(x)", "abc", {captures = false}), {"abc"})`},
+		{name: "split bad options", code: `
+			local re = require("re")
+			re.split(",", "a,b", {capture = true})`, wantErr: "unknown option capture"},
+		{name: "split bad third argument", code: `
+			local re = require("re")
+			re.split(",", "a,b", "2")`, wantErr: "bad argument #3"},
 		{name: "quote", code: `
 			local re = require("re")
 			local q = re.quote("a.b*c")
@@ -190,5 +214,30 @@ func TestReWithoutContext(t *testing.T) {
 		local s, n = re.gsub("a", "aaa", function(m) return "b" end)
 		assert(s == "bbb" and n == 3)`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Without capture groups, split with captures = true gives exactly what
+// regexp.Split gives, for every n, on inputs with empty matches too.
+func TestReSplitCapturesMatchesRegexpSplit(t *testing.T) {
+	patterns := []string{",", "a*", "x*", "", "b+", `\s*`, "$", "^"}
+	inputs := []string{"", "a", "abaabaccadaaae", "a,b,,c,", " x  y ", "bbb"}
+	for _, p := range patterns {
+		re := regexp.MustCompile(p)
+		for _, s := range inputs {
+			for _, n := range []int{-1, 0, 1, 2, 3, 10} {
+				want := re.Split(s, n)
+				got := reSplitCaptures(re, s, n)
+				if len(got) != len(want) {
+					t.Errorf("split(%q, %q, %d) = %v, want %q", p, s, n, got, want)
+					continue
+				}
+				for i := range want {
+					if string(got[i].(lua.LString)) != want[i] {
+						t.Errorf("split(%q, %q, %d)[%d] = %v, want %q", p, s, n, i, got[i], want[i])
+					}
+				}
+			}
+		}
 	}
 }

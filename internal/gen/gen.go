@@ -79,13 +79,19 @@ func build(c *luaapi.Callback) cb {
 		p := param{Name: goName(a.Name), Type: a.GoType(), Arg: a}
 		m.Params = append(m.Params, p)
 		names = append(names, p.Name)
-		switch a.Kind {
-		case luaapi.KindOptStr:
+		switch {
+		case a.Kind == luaapi.KindOptStr, a.Late && a.Kind == luaapi.KindString:
+			// A late argument the caller left out arrives as nil, as
+			// Synapse calls modules written before it existed.
 			luaArgs = append(luaArgs, "opt("+p.Name+")")
-		case luaapi.KindOptTable:
+		case a.Kind == luaapi.KindOptTable, a.Late && a.Kind == luaapi.KindTable:
 			luaArgs = append(luaArgs, "optMap("+p.Name+")")
-		case luaapi.KindFile:
+		case a.Kind == luaapi.KindFile:
 			luaArgs = append(luaArgs, "mediaFile("+p.Name+")")
+		case a.Kind == luaapi.KindRequest:
+			luaArgs = append(luaArgs, "e.luaRequest("+p.Name+")")
+		case a.Late:
+			panic("gen: no way to leave out late argument " + a.Name + " of " + c.ID())
 		default:
 			luaArgs = append(luaArgs, p.Name)
 		}
@@ -154,6 +160,12 @@ func build(c *luaapi.Callback) cb {
 	case luaapi.CombineBatchSize:
 		m.Returns, m.Zero = "(int, error)", "100, nil"
 		m.Body = fmt.Sprintf("return e.batchSize(ctx, %s, %s)", v, args)
+	case luaapi.CombineLegacyRenew:
+		m.Returns, m.Zero = "(*LegacyRenewal, error)", "nil, nil"
+		m.Body = fmt.Sprintf("return e.legacyRenew(ctx, %s, %s)", v, args)
+	case luaapi.CombineFirstInteger:
+		m.Returns, m.Zero = "(n int64, ok bool, err error)", "0, false, nil"
+		m.Body = fmt.Sprintf("return e.firstInteger(ctx, %s, %s)", v, args)
 	default:
 		panic("gen: no invoker shape for the combine rule of " + c.ID())
 	}
@@ -174,18 +186,27 @@ func callBody(m cb, names []string) string {
 			ptrs = append(ptrs, "&"+p.Name+"Content")
 			continue
 		}
+		if p.Arg.Kind == luaapi.KindRequest {
+			// From the command line a request is its JSON body.
+			fmt.Fprintf(&b, "var %sBody json.RawMessage\n", p.Name)
+			ptrs = append(ptrs, "&"+p.Name+"Body")
+			continue
+		}
 		fmt.Fprintf(&b, "var %s %s\n", p.Name, typ)
 		ptrs = append(ptrs, "&"+p.Name)
 	}
 	fmt.Fprintf(&b, "if err := decodeArgs(cb, raw, %s); err != nil {\nreturn nil, err\n}\n", strings.Join(ptrs, ", "))
 	for _, p := range m.Params {
-		if p.Arg.Kind == luaapi.KindFile {
+		switch p.Arg.Kind {
+		case luaapi.KindFile:
 			fmt.Fprintf(&b, "%s := func() ([]byte, error) { return []byte(%sContent), nil }\n", p.Name, p.Name)
+		case luaapi.KindRequest:
+			fmt.Fprintf(&b, "%s := jsonRequest(%sBody)\n", p.Name, p.Name)
 		}
 	}
 	call := fmt.Sprintf("e.%s(ctx, %s)", m.Go, strings.Join(names, ", "))
 	switch m.Combine {
-	case luaapi.CombineOpinion, luaapi.CombineFirstString:
+	case luaapi.CombineOpinion, luaapi.CombineFirstString, luaapi.CombineFirstInteger:
 		fmt.Fprintf(&b, "v, ok, err := %s\nif !ok {\nreturn nil, err\n}\nreturn v, err", call)
 	case luaapi.CombineBatch:
 		fmt.Fprintf(&b, "u, err := %s\nif err == nil {\nerr = u.Done(ctx)\n}\nreturn u, err", call)
@@ -247,6 +268,7 @@ package engine
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/luahost/luahost/luaapi"
 )

@@ -281,6 +281,32 @@ var calls = map[string]func(e *engine.Engine, ctx context.Context, cb *luaapi.Ca
 		}
 		return nil, e.OnUserLogin(ctx, userID, authProviderType, authProviderID)
 	},
+	"account_validity.on_legacy_send_mail": func(e *engine.Engine, ctx context.Context, cb *luaapi.Callback, raw []json.RawMessage) (any, error) {
+		var userID string
+		if err := decodeArgs(cb, raw, &userID); err != nil {
+			return nil, err
+		}
+		return nil, e.OnLegacySendMail(ctx, userID)
+	},
+	"account_validity.on_legacy_renew": func(e *engine.Engine, ctx context.Context, cb *luaapi.Callback, raw []json.RawMessage) (any, error) {
+		var renewalToken string
+		if err := decodeArgs(cb, raw, &renewalToken); err != nil {
+			return nil, err
+		}
+		return e.OnLegacyRenew(ctx, renewalToken)
+	},
+	"account_validity.on_legacy_admin_request": func(e *engine.Engine, ctx context.Context, cb *luaapi.Callback, raw []json.RawMessage) (any, error) {
+		var requestBody json.RawMessage
+		if err := decodeArgs(cb, raw, &requestBody); err != nil {
+			return nil, err
+		}
+		request := jsonRequest(requestBody)
+		v, ok, err := e.OnLegacyAdminRequest(ctx, request)
+		if !ok {
+			return nil, err
+		}
+		return v, err
+	},
 	"password_auth_provider.auth_checkers": func(e *engine.Engine, ctx context.Context, cb *luaapi.Callback, raw []json.RawMessage) (any, error) {
 		var user string
 		var loginType string

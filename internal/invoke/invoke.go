@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/luahost/luahost/engine"
@@ -73,6 +74,11 @@ func printable(v any) any {
 			return nil
 		}
 		return v.DurationMS
+	case *engine.LegacyRenewal:
+		if v == nil {
+			return nil
+		}
+		return []any{v.TokenValid, v.TokenStale, v.ExpirationTS}
 	case *engine.RatelimitOverride:
 		if v == nil {
 			return nil
@@ -110,6 +116,22 @@ func decodeArgs(cb *luaapi.Callback, raw []json.RawMessage, dst ...any) error {
 		}
 	}
 	return nil
+}
+
+// legacyAdminPath is where Synapse serves the request
+// on_legacy_admin_request receives.
+const legacyAdminPath = "/_synapse/admin/v1/account_validity/validity"
+
+// jsonRequest is the request a callback with a request argument gets from
+// the command line: a POST of body as JSON, to the admin path Synapse
+// hands on_legacy_admin_request.
+func jsonRequest(body json.RawMessage) *http.Request {
+	req, err := http.NewRequest(http.MethodPost, "http://localhost"+legacyAdminPath, bytes.NewReader(body))
+	if err != nil {
+		panic("luahost: " + err.Error()) // a constant URL
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req
 }
 
 func argNames(cb *luaapi.Callback) string {
@@ -167,6 +189,10 @@ func decodeArg(k luaapi.Kind, raw json.RawMessage, dst any) error {
 	case luaapi.KindArray:
 		if isNull || raw[0] != '[' {
 			return want("a JSON array")
+		}
+	case luaapi.KindRequest:
+		if isNull || raw[0] != '{' {
+			return want("the request's JSON body, an object")
 		}
 	}
 	if isNull {

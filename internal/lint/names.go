@@ -39,8 +39,7 @@ var notLua51 = map[string]string{
 // notPorted are Synapse ModuleApi methods luahost leaves out on purpose
 // (docs/module_api.md, "Not ported").
 var notPorted = map[string]string{
-	"run_db_interaction":        " (luahost has no SQL access to the homeserver: use api.store)",
-	"make_deferred_yieldable":   " (not needed: host calls yield by themselves)",
-	"defer_to_thread":           " (not needed: host calls yield by themselves)",
-	"run_as_background_process": " (use api.looping_background_call or api.delayed_background_call)",
+	"run_db_interaction":      " (luahost has no SQL access to the homeserver: use api.store)",
+	"make_deferred_yieldable": " (not needed: host calls yield by themselves)",
+	"defer_to_thread":         " (not needed: host calls yield by themselves)",
 }

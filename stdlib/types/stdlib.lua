@@ -76,12 +76,15 @@ function re.find_all(pattern, s, n) end
 ---@return integer count
 function re.gsub(pattern, s, repl, n) end
 
----Splits s around the matches of pattern (at most n pieces).
+---Splits s around the matches of pattern (at most n pieces). With
+---options.captures, each piece is followed by the separator's capture
+---groups (false for a group that did not take part), as Python's re.split.
 ---@param pattern string
 ---@param s string
----@param n? integer
----@return string[]
-function re.split(pattern, s, n) end
+---@param n? integer|{captures?: boolean, n?: integer}
+---@param options? {captures?: boolean, n?: integer}
+---@return (string|false)[]
+function re.split(pattern, s, n, options) end
 
 ---Escapes all metacharacters of s.
 ---@param s string

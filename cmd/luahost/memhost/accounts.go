@@ -86,12 +86,13 @@ func (h *Host) AddEmail(ctx context.Context, userID, email string) error {
 		return fmt.Errorf("add email: user %s: %w", userID, engine.ErrNotFound)
 	}
 	email = strings.ToLower(email)
-	for _, e := range u.emails {
-		if e == email {
+	for _, tp := range u.threepids {
+		if tp.Medium == "email" && tp.Address == email {
 			return nil
 		}
 	}
-	u.emails = append(u.emails, email)
+	now := nowMS()
+	u.addThreepid(engine.Threepid{Medium: "email", Address: email, ValidatedAt: now, AddedAt: now})
 	return nil
 }
 
@@ -104,8 +105,8 @@ func (h *Host) UserByEmail(ctx context.Context, email string) (string, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, u := range h.users {
-		for _, e := range u.emails {
-			if strings.ToLower(e) == email {
+		for _, tp := range u.threepids {
+			if tp.Medium == "email" && tp.Address == email {
 				return u.id, nil
 			}
 		}
@@ -240,7 +241,7 @@ func (h *Host) Deactivate(ctx context.Context, userID string, erase bool) ([]eng
 	removed := h.deleteDevices(userID, nil)
 	u.salt, u.password = "", nil
 	u.deactivated = true
-	u.emails = nil
+	u.threepids = nil // as Synapse, deactivation unbinds every threepid
 	if erase {
 		u.displayName, u.avatarURL = "", ""
 	}

@@ -200,7 +200,13 @@ func (h *Host) parseRoomConfig(creator string, config map[string]any) (*roomConf
 // when taken), initial_state, name and topic follow, then the invites.
 // Every piece of state is also an event on the room's timeline.
 func (h *Host) CreateRoom(ctx context.Context, userID string, config map[string]any) (roomID, alias string, err error) {
-	return h.CreateRoomChecked(ctx, userID, config, nil)
+	roomID, alias, err = h.CreateRoomChecked(ctx, userID, config, nil)
+	if err == nil && config["visibility"] == "public" {
+		// As Synapse's createRoom: visibility public lists the room in
+		// the directory.
+		err = h.SetPublished(ctx, roomID, true)
+	}
+	return roomID, alias, err
 }
 
 // EventCheck is asked about each event of a room being created, in order,

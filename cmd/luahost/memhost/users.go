@@ -18,11 +18,12 @@ type user struct {
 	admin        bool
 	shadowBanned bool
 	creationTS   int64 // seconds, as Synapse stores it
-	emails       []string
+	threepids    []engine.Threepid
 	devices      map[string]string // device ID → display name
 	salt         string
 	password     []byte // passwordHash(salt, password); nil: no password
 	deactivated  bool
+	expiresAt    int64 // ms since the epoch; 0: never (SetAccountExpiry)
 }
 
 type session struct{ userID, deviceID string }
@@ -139,14 +140,19 @@ func (h *Host) RegisterUser(ctx context.Context, nu engine.NewUser) (string, err
 	if name == "" {
 		name = nu.Localpart
 	}
-	h.users[id] = &user{
+	u := &user{
 		id:          id,
 		displayName: name,
 		admin:       nu.Admin,
 		creationTS:  time.Now().Unix(),
-		emails:      append([]string(nil), nu.Emails...),
 		devices:     map[string]string{},
 	}
+	// As Synapse's register_user, the emails become validated threepids.
+	now := nowMS()
+	for _, e := range nu.Emails {
+		u.addThreepid(engine.Threepid{Medium: "email", Address: e, ValidatedAt: now, AddedAt: now})
+	}
+	h.users[id] = u
 	h.usersFolded[strings.ToLower(id)] = id
 	return id, nil
 }

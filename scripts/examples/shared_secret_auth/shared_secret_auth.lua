@@ -12,11 +12,17 @@
 --     {"type": "com.devture.shared_secret_auth",
 --      "identifier": {"type": "m.id.user", "user": "alice"}, "token": "<hex>"}
 --
--- Config:
+-- Config (the upstream module's keys and defaults):
 --   shared_secret: the secret (required)
+--   com_devture_shared_secret_auth_support_enabled: accept the
+--     com.devture.shared_secret_auth login type (default true). Bridges doing
+--     double puppeting over m.login.password often turn it off, as some
+--     clients offer the extra login type in user-interactive auth.
 --   m_login_password_support_enabled: also accept the token as the password
 --     of an ordinary m.login.password login (default false), for clients
 --     that only speak password logins.
+-- With both login types turned off the module refuses to start, as upstream
+-- does.
 
 local api = require("module_api")
 local crypto = require("crypto")
@@ -32,14 +38,25 @@ function M.parse_config(config)
   if type(secret) ~= "string" or secret == "" then
     error(api.ConfigError("shared_secret is required"))
   end
-  local password_support = config.m_login_password_support_enabled
-  if password_support ~= nil and type(password_support) ~= "boolean" then
-    error(api.ConfigError("m_login_password_support_enabled must be true or false"))
+  -- flag reads an optional boolean key.
+  local function flag(key, default)
+    local v = config[key]
+    if v == nil then return default end
+    if type(v) ~= "boolean" then
+      error(api.ConfigError(key .. " must be true or false"))
+    end
+    return v
   end
-  return {
+  local parsed = {
     shared_secret = secret,
-    m_login_password_support_enabled = password_support == true,
+    com_devture_shared_secret_auth_support_enabled = flag("com_devture_shared_secret_auth_support_enabled", true),
+    m_login_password_support_enabled = flag("m_login_password_support_enabled", false),
   }
+  if not parsed.com_devture_shared_secret_auth_support_enabled and not parsed.m_login_password_support_enabled then
+    error(api.ConfigError("at least one login type must be enabled: set com_devture_shared_secret_auth_support_enabled " ..
+      "or m_login_password_support_enabled to true"))
+  end
+  return parsed
 end
 
 function M.new(config, api)
@@ -74,15 +91,16 @@ function M.new(config, api)
     return user_id
   end
 
-  local auth_checkers = {
-    ["com.devture.shared_secret_auth"] = {
+  local auth_checkers = {}
+  if config.com_devture_shared_secret_auth_support_enabled then
+    auth_checkers["com.devture.shared_secret_auth"] = {
       fields = { "token" },
       check = function(user, login_type, login_dict)
         if login_type ~= "com.devture.shared_secret_auth" then return nil end
         return log_in_with_token(login_type, user, login_dict.token)
       end,
-    },
-  }
+    }
+  end
   if config.m_login_password_support_enabled then
     auth_checkers["m.login.password"] = {
       fields = { "password" },
