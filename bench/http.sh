@@ -3,7 +3,7 @@
 # twins (bench/native), in one run on loopback with wrk. See
 # docs/benchmarks.md.
 #
-#   bash bench/http.sh                          # ~6 minutes
+#   bash bench/http.sh                          # ~5 minutes
 #   ROUNDS=3 DURATION=2s bash bench/http.sh     # ~2 minutes
 #   CONNS=64 DURATION=10s ROUNDS=2 bash bench/http.sh
 #
