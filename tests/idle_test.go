@@ -154,19 +154,6 @@ func measureCPU(t *testing.T, pid int, span time.Duration) cpuUse {
 	return cpuBetween(a, readCPU(t, pid))
 }
 
-func rssOf(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
-		}
-	}
-	return "?"
-}
-
 func TestIdleServeUsesNoCPU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts luahost serve with 100 modules and watches its CPU use for about 20 s; not under -short")
@@ -181,7 +168,9 @@ func TestIdleServeUsesNoCPU(t *testing.T) {
 			t.Fatalf("GET %s: %d %s\nserver log:\n%s", idlePath(i), code, body, s.log())
 		}
 	}
-	t.Logf("RSS with %d modules loaded: %s", idleModules, rssOf(pid))
+	if rss, ok := rssOf(pid); ok {
+		t.Logf("RSS with %d modules loaded: %.1f MiB", idleModules, float64(rss)/(1<<20))
+	}
 
 	// Settle: start-up work (the first GCs, the scavenger returning
 	// memory) may run for a moment; wait for a quiet second, for up to
