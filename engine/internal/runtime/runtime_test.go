@@ -194,3 +194,19 @@ func TestIdleRuntimesHaveNoGoroutines(t *testing.T) {
 		t.Errorf("100 idle runtimes added %d goroutines", during-before)
 	}
 }
+
+// A step whose caller went away (a background call of a closing module)
+// is interrupted even before its deadline.
+func TestAStepWhoseCallerWentAwayIsInterrupted(t *testing.T) {
+	r := newRT(t)
+	loop := compile(t, r, "return function() while true do end end")
+	var f *lua.LFunction
+	r.Invoke(context.Background(), Call{What: "load", Fn: loop, Timeout: time.Second,
+		Ret: func(L *lua.LState, rets []lua.LValue) error { f = rets[0].(*lua.LFunction); return nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err := r.Invoke(ctx, Call{What: "background", Fn: f, Timeout: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("err = %v; want the step interrupted as canceled", err)
+	}
+}

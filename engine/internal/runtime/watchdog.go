@@ -115,9 +115,15 @@ func (w *watchdog) tick(now int64) {
 	defer w.mu.Unlock()
 	w.checkMemory(now)
 	for r := range w.rts {
-		if t := r.cur.Load(); t != nil && now > t.deadline {
+		if t := r.cur.Load(); t != nil && (now > t.deadline || t.ctx.Err() != nil) {
+			// Past its deadline, or its caller went away (a background
+			// call whose module is closing): interrupt it.
+			var reason error // nil: the deadline
+			if now <= t.deadline {
+				reason = t.ctx.Err()
+			}
 			if c := r.ctxNow.Load(); c != nil {
-				c.cancel(nil)
+				c.cancel(reason)
 			}
 			if over := time.Duration(now - t.deadline); over > wedgedAfter && r.noteWedged(t) {
 				r.log.Error("a call did not stop at its deadline: it is stuck in Go code that does not check it (the module answers nothing until it returns)",
