@@ -57,7 +57,11 @@ return { new = function(c, api) api.register_spam_checker_callbacks{ check_event
 	return api.NOT_SPAM
 end } end }`})
 	for i := 0; i < 200; i++ {
-		if _, err := e.CheckEventForSpam(context.Background(), msg("@a:example.org", "x")); err != nil {
+		_, err := e.CheckEventForSpam(context.Background(), msg("@a:example.org", "x"))
+		var se *ScriptError
+		if err != nil && !(errors.As(err, &se) && se.Memory) {
+			// A call that finds the heap grown past the module's limit
+			// while the restart is on its way may be stopped too.
 			t.Fatalf("call %d: %v", i, err)
 		}
 		if st := e.Status()[0]; st.MemoryRestart != nil {
