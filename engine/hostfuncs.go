@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -61,8 +62,8 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 	t := api.Table
 	e.installStore(L, api, mc)
-	e.installGetUserByReq(L, api)
-	install(L, t, "", []hostFunc{
+	e.installGetUserByReq(L, api, mc.Name)
+	e.install(L, t, mc.Name, "", []hostFunc{
 		{"check_user_exists", hasChecker, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			return func(ctx context.Context) (sandbox.Result, error) {
@@ -246,7 +247,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 	adm := L.NewTable()
 	t.RawSetString("account_data_manager", adm)
-	install(L, adm, "account_data_manager.", []hostFunc{
+	e.install(L, adm, mc.Name, "account_data_manager.", []hostFunc{
 		{"get_global", hasAccountData, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			typ := a.str(2, "data_type")
@@ -274,7 +275,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 		}},
 	})
 
-	e.installHTTPClient(L, t)
+	e.installHTTPClient(L, t, mc.Name)
 }
 
 // nilIfNotFound turns a not-found error into success (the script sees nil).
@@ -286,8 +287,10 @@ func nilIfNotFound(err error) error {
 }
 
 // install sets each function on t. prefix qualifies names in errors
-// ("account_data_manager.get_global"). Both t.f(x) and t:f(x) work.
-func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
+// ("account_data_manager.get_global") and for the observer. Both t.f(x)
+// and t:f(x) work.
+func (e *Engine) install(L *lua.LState, t *lua.LTable, module, prefix string, fns []hostFunc) {
+	obs := e.obs
 	// One hostArgs serves every call: prepare runs with the state's baton
 	// in hand and keeps nothing of it.
 	a := &hostArgs{}
@@ -301,7 +304,11 @@ func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
 			if !f.supported {
 				a.fail("%s", ErrNotSupported)
 			}
-			return &sandbox.HostCall{Run: f.prepare(a), MapErr: notSupported}
+			run := f.prepare(a)
+			if obs != nil {
+				run = e.observeHostCall(module, name, run)
+			}
+			return &sandbox.HostCall{Run: run, MapErr: notSupported}
 		}))
 	}
 }
@@ -313,6 +320,21 @@ func notSupported(err error) error {
 		return ErrNotSupported
 	}
 	return err
+}
+
+// observeHostCall wraps a host call's Go side in HostCallStart and
+// HostCallEnd.
+func (e *Engine) observeHostCall(module, name string, run runFunc) runFunc {
+	return func(ctx context.Context) (sandbox.Result, error) {
+		ev := HostCallEvent{Module: module, Function: name}
+		octx := e.obs.HostCallStart(ctx, ev)
+		start := time.Now()
+		res, err := run(octx)
+		ev.Duration = time.Since(start)
+		ev.Err = e.redactErr(err)
+		e.obs.HostCallEnd(octx, ev)
+		return res, err
+	}
 }
 
 // hostArgs reads a host function's arguments on the owner goroutine and

@@ -26,8 +26,14 @@ import (
 func (e *Engine) installTimers(L *lua.LState, api *lua.LTable, g *generation, in *instance, inst int) {
 	// fire runs fn(args...) on the loop and logs a failure.
 	fire := func(what string, fn *lua.LFunction, args []lua.LValue) {
-		err := scriptError(in.rt.Invoke(context.Background(), runtime.Call{What: what, Fn: fn, Timeout: g.cfg.Timeout,
-			Args: func(*lua.LState) []lua.LValue { return args }}))
+		c := runtime.Call{What: what, Fn: fn, Timeout: g.cfg.Timeout, Args: func(*lua.LState) []lua.LValue { return args }}
+		run := func(ctx context.Context) error { return scriptError(in.rt.Invoke(ctx, c)) }
+		var err error
+		if e.obs == nil {
+			err = run(context.Background())
+		} else {
+			err = e.observe(context.Background(), g.cfg.Name, "api."+what, false, run)
+		}
 		if err != nil && !errors.Is(err, runtime.ErrClosed) {
 			e.logScriptError(what+" failed", err)
 		}
