@@ -13,7 +13,8 @@
 --      "identifier": {"type": "m.id.user", "user": "alice"}, "token": "<hex>"}
 --
 -- Config:
---   shared_secret: the secret (required)
+--   shared_secret: the secret (required); keep it out of the config with
+--     `shared_secret: !file shared_secret.txt` or `${SHARED_SECRET}`
 --   m_login_password_support_enabled: also accept the token as the password
 --     of an ordinary m.login.password login (default false), for clients
 --     that only speak password logins.
