@@ -2,6 +2,7 @@ package prommetrics_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/luahost/luahost/engine"
 	"github.com/luahost/luahost/engine/prommetrics"
+	"github.com/luahost/luahost/internal/invoke"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -85,10 +87,15 @@ func event(body string) *engine.Event {
 func TestMetricsMoveAfterCallsAndRequests(t *testing.T) {
 	e, reg := start(t, modulesYAML, modules)
 	ctx := context.Background()
-	for _, body := range []string{"hi", "spam", "hi"} {
+	for _, body := range []string{"hi", "spam"} {
 		if _, err := e.CheckEventForSpam(ctx, event(body)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The way `luahost call` asks.
+	if _, err := invoke.Call(ctx, e, "check_event_for_spam", []json.RawMessage{
+		json.RawMessage(`{"type":"m.room.message","sender":"@a:example.org","content":{"body":"hi"}}`)}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := e.CheckEventForSpam(ctx, event("boom")); err == nil {
 		t.Fatal("boom should fail")
@@ -273,5 +280,22 @@ func BenchmarkObserver(b *testing.B) {
 			b.Fatal(err)
 		}
 		run(b, load(b, m))
+	})
+}
+
+// BenchmarkCallEnd is what the Prometheus observer adds to one callback
+// call (compare with BenchmarkObserver's whole call).
+func BenchmarkCallEnd(b *testing.B) {
+	m, err := prommetrics.New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := engine.CallEvent{Module: "spam", Callback: "spam_checker.check_event_for_spam", Duration: 5000}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.CallEnd(m.CallStart(ctx, ev), ev)
+		}
 	})
 }
