@@ -29,6 +29,7 @@ func TestSecretsFromTheEnvironmentAndFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("creds/db", "db-secret")
+	write("huge", strings.Repeat("x", 1<<20+1))
 	t.Setenv("LUAHOST_T_TOKEN", "env-secret-value")
 	t.Setenv("LUAHOST_T_HOST", "redis.internal")
 	t.Setenv("LUAHOST_T_CREDS", filepath.Join(dir, "creds"))
@@ -56,6 +57,7 @@ func TestSecretsFromTheEnvironmentAndFiles(t *testing.T) {
 		{"unterminated", `"${LUAHOST_T_TOKEN"`, nil, "unterminated ${"},
 		{"missing file", `!file nope.txt`, nil, "!file nope.txt: file " + filepath.Join(dir, "nope.txt") + " does not exist"},
 		{"folder", `!file creds`, nil, "is a folder, not a file"},
+		{"too large", `!file huge`, nil, "is larger than 1024 KiB"},
 		{"missing variable in a file path", `!file ${LUAHOST_T_MISSING}/x`, nil, "environment variable LUAHOST_T_MISSING is not set"},
 	}
 	for _, c := range cases {

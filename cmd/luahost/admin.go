@@ -55,6 +55,9 @@ type moduleStatus struct {
 	Paths      []string   `json:"paths,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
 	ErrorAt    *time.Time `json:"error_at,omitempty"`
+	// MemoryRestart is the latest restart for going over max_memory.
+	MemoryRestart   string     `json:"memory_restart,omitempty"`
+	MemoryRestartAt *time.Time `json:"memory_restart_at,omitempty"`
 }
 
 // adminHandler serves the admin endpoints for eng. The engine redacts
@@ -92,6 +95,9 @@ func adminHandler(eng *engine.Engine, reg prometheus.Gatherer, configFile string
 			}
 			if st.LastError != nil {
 				m.LastError, m.ErrorAt = st.LastError.Error(), &st.ErrorAt
+			}
+			if st.MemoryRestart != nil {
+				m.MemoryRestart, m.MemoryRestartAt = st.MemoryRestart.Error(), &st.MemoryRestartAt
 			}
 			doc.Modules = append(doc.Modules, m)
 		}
@@ -224,6 +230,13 @@ func printStatus(w io.Writer, doc statusDoc, now time.Time) {
 				at = " (" + m.ErrorAt.Format(time.RFC3339) + ")"
 			}
 			fmt.Fprintf(w, "    last error%s: %s\n", at, m.LastError)
+		}
+		if m.MemoryRestart != "" {
+			at := ""
+			if m.MemoryRestartAt != nil {
+				at = " (" + m.MemoryRestartAt.Format(time.RFC3339) + ")"
+			}
+			fmt.Fprintf(w, "    memory restart%s: %s\n", at, m.MemoryRestart)
 		}
 	}
 }
