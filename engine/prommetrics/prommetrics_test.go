@@ -155,24 +155,25 @@ luahost_module_generation{module="web"} 1
 	if n, err := testutil.GatherAndCount(reg, "luahost_callback_duration_seconds"); err != nil || n != 2 {
 		t.Errorf("callback latency: %d series (%v), want one per module and callback", n, err)
 	}
-	if got := testutil.ToFloat64(gauge(t, reg, "luahost_lua_states")); got < 3 {
+	if got := gaugeValue(t, reg, "luahost_lua_states"); got < 3 {
 		t.Errorf("luahost_lua_states = %v with three modules loaded", got)
 	}
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+// gaugeValue reads a gauge without labels from the registry.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	return prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.Metric) == 1 {
+			return mf.Metric[0].GetGauge().GetValue()
 		}
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, "h", nil, nil), prometheus.GaugeValue, mf.Metric[0].GetGauge().GetValue())
-			}
-		}
-	})
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }
 
 // Reload metrics: the generation follows successful loads only, a removed
