@@ -45,13 +45,14 @@ COPY --from=build --chown=65532:65532 /out/var/lib/luahost /var/lib/luahost
 # distroless's nonroot user; stated here so the image stays non-root if the base changes.
 USER 65532:65532
 VOLUME ["/etc/luahost", "/var/lib/luahost"]
-# 8008: the modules' web resources. 9090: the admin listener (health, metrics), coming with
-# `serve --admin`.
+# 8008: the modules' web resources. 9090: the admin listener (/metrics, /health, /ready, /status).
+# Publish 9090 only where Prometheus and operators reach it, never to the clients' network.
 EXPOSE 8008 9090
+# Logs go to stdout/stderr for `docker logs`; LUAHOST_LOG_FORMAT=json makes them one JSON object
+# per line for a log collector.
 # The image has no shell, curl or wget, so the binary checks itself: `luahost health` asks the
-# admin listener. That subcommand and the listener are still to be added; until then this check
-# reports the container unhealthy.
+# admin listener's /health and exits 0 or 1 (never 2, which Docker reserves).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 	CMD ["/luahost", "health", "--admin", "http://127.0.0.1:9090"]
 ENTRYPOINT ["/luahost"]
-CMD ["serve", "-c", "/etc/luahost/luahost.yaml", "--listen", "0.0.0.0:8008"]
+CMD ["serve", "-c", "/etc/luahost/luahost.yaml", "--listen", "0.0.0.0:8008", "--admin", "0.0.0.0:9090"]

@@ -39,14 +39,14 @@ func (e *Engine) walk(ctx context.Context, cb *luaapi.Callback, args func(*lua.L
 			}
 			return nil
 		})
-		var err error
+		inst := 0
 		if cb.Notify() {
-			err = b.gen.invokeOn(1, ctx, c) // notifications go to instance 1
-		} else {
-			err = b.gen.invoke(ctx, c)
+			inst = 1 // notifications go to instance 1
 		}
+		pol := policy(cb, b.gen)
+		err := e.call(ctx, b.gen, inst, cb, pol == luaapi.OnErrorClosed, c)
 		if err != nil {
-			switch policy(cb, b.gen) {
+			switch pol {
 			case luaapi.OnErrorSkip:
 				e.logScriptError(cb.Name+" failed; ignoring this module's answer", err)
 				continue
@@ -55,7 +55,7 @@ func (e *Engine) walk(ctx context.Context, cb *luaapi.Callback, args func(*lua.L
 				return err, nil
 			default:
 				e.logScriptError(cb.Name+" failed", err)
-				return nil, err
+				return nil, e.redactErr(err)
 			}
 		}
 		if stop {
@@ -280,7 +280,8 @@ func (e *Engine) chain(ctx context.Context, cb *luaapi.Callback, requester *Requ
 	defer snap.release()
 	for _, b := range snap.callbacks[cb] {
 		var tbl lua.LValue
-		err := b.gen.invoke(ctx, b.gen.callOf(b.idx, cb.Name,
+		// Any error refuses the room creation.
+		err := e.call(ctx, b.gen, 0, cb, true, b.gen.callOf(b.idx, cb.Name,
 			func(L *lua.LState) []lua.LValue {
 				tbl = toLua(L, cur)
 				if tbl == lua.LNil {
@@ -459,12 +460,13 @@ func (e *Engine) auth(ctx context.Context, cb *luaapi.Callback, loginType string
 			}
 			callArgs = append(append([]any(nil), args...), fields)
 		}
-		err := b.gen.invoke(ctx, b.gen.callOf(b.idx, cb.Name, argsOf(callArgs...), func(L *lua.LState, rets []lua.LValue) error {
+		closed := policy(cb, b.gen) == luaapi.OnErrorClosed
+		err := e.call(ctx, b.gen, 0, cb, closed, b.gen.callOf(b.idx, cb.Name, argsOf(callArgs...), func(L *lua.LState, rets []lua.LValue) error {
 			res = readAuth(L, b, rets)
 			return nil
 		}))
 		if err != nil {
-			if policy(cb, b.gen) == luaapi.OnErrorClosed {
+			if closed {
 				e.logScriptError(cb.Name+" failed; refusing the login", err)
 				return nil, nil
 			}

@@ -43,9 +43,17 @@ type Config struct {
 	PublicBaseURL string
 	InstanceName  string
 	Modules       []ModuleConfig
+	// AdminListen is where luahost serve answers /metrics, /health,
+	// /ready and /status; empty (the default) serves none.
+	AdminListen string
+	// AccessLog makes luahost serve log one line per web request.
+	AccessLog bool
 	// fromDisk: LoadConfig read it, so Reload can read it again.
 	fromDisk       bool
 	serverNameLine int
+	// secrets are the values read from the environment or files
+	// (secrets.go), which the engine keeps out of logs and Status.
+	secrets []string
 }
 
 // StorageConfig selects api.store's backend.
@@ -140,7 +148,7 @@ func LoadConfig(file string) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"server_name", "listen", "data_dir", "storage", "http_client", "memory_limit", "modules", "email", "public_baseurl", "instance_name"}
+var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "memory_limit", "modules", "email", "public_baseurl", "instance_name"}
 var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout"}
 
 // ParseConfig parses config text; file names it in errors. All problems
@@ -173,6 +181,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		root = root.Content[0]
 	}
+	root, cfg.secrets = resolveSecrets(root, file, fail)
 	if root.Kind != yaml.MappingNode {
 		return nil, ConfigErrors{{File: file, Line: root.Line, Msg: "the config must be a mapping with server_name and modules"}}
 	}
@@ -192,6 +201,15 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 			cfg.serverNameLine = v.Line
 		case "listen":
 			cfg.Listen = scalar(v, fail, "listen")
+		case "admin_listen":
+			cfg.AdminListen = scalar(v, fail, "admin_listen")
+		case "access_log":
+			switch val := scalar(v, fail, "access_log"); val {
+			case "true", "false":
+				cfg.AccessLog = val == "true"
+			default:
+				fail(v, "access_log must be true or false, got %q", val)
+			}
 		case "data_dir":
 			cfg.DataDir = scalar(v, fail, "data_dir")
 		case "storage":
@@ -257,7 +275,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 		names[m.Name] = m.Line
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, redactConfigErrors(errs, cfg.secrets)
 	}
 	return cfg, nil
 }

@@ -137,7 +137,8 @@ func (r *AuthResult) LoggedIn(ctx context.Context, response map[string]any) erro
 		return nil
 	}
 	defer r.release()
-	return r.gen.invokeOn(r.inst, ctx, runtime.Call{What: "on_logged_in", Fn: r.onLoggedIn, Args: argsOf(response), Timeout: r.gen.cfg.Timeout})
+	return r.gen.eng.callNamed(ctx, r.gen, r.inst, "password_auth_provider.on_logged_in",
+		runtime.Call{What: "on_logged_in", Fn: r.onLoggedIn, Args: argsOf(response), Timeout: r.gen.cfg.Timeout})
 }
 
 // UpdateBatch is on_update's answer: how long the next batch should take,
@@ -156,7 +157,8 @@ func (u *UpdateBatch) Done(ctx context.Context) error {
 		return nil
 	}
 	defer u.release()
-	return u.gen.invokeOn(u.inst, ctx, runtime.Call{What: "on_update (batch end)", Fn: u.done, Timeout: u.gen.cfg.Timeout})
+	return u.gen.eng.callNamed(ctx, u.gen, u.inst, "background_update_controller.on_update.done",
+		runtime.Call{What: "on_update (batch end)", Fn: u.done, Timeout: u.gen.cfg.Timeout})
 }
 
 // MediaUploadLimit is one upload limit.

@@ -75,6 +75,11 @@ type Options struct {
 	// on a goroutine of its own, so the script's caller gets its answer at
 	// the deadline whatever the host does.
 	HostHonoursContext bool
+	// Observer, when set, receives the engine's events (calls, web
+	// requests, host calls, loads, store operations, http_client
+	// requests, dropped notifications) for metrics and tracing; see
+	// engine/prommetrics. nil costs nothing.
+	Observer Observer
 }
 
 // Engine runs the modules of one config.
@@ -86,11 +91,13 @@ type Engine struct {
 	fsys    fs.FS
 	opts    Options
 
-	mu      sync.Mutex // serialises load, reload and close; guards cfg
-	gens    []*generation
-	seq     int
-	closed  bool
-	lastErr map[string]loadFailure // by module name; "" for the config
+	mu     sync.Mutex // serialises load, reload and close; guards cfg
+	gens   []*generation
+	closed bool
+	// generation counts each module's successful loads (kept when a
+	// module leaves the config, so its numbers never repeat).
+	generation map[string]int
+	lastErr    map[string]loadFailure // by module name; "" for the config
 	// memEvents are the memory restarts, by module name, for Status.
 	memEvents map[string]loadFailure
 	// failedFiles: what each module's failed load read, for the watcher.
@@ -104,6 +111,14 @@ type Engine struct {
 	scriptDir string
 
 	snap atomic.Pointer[snapshot]
+	// view is what Status and Ready read without e.mu (a reload holds it
+	// for as long as modules take to load); updated with e.mu held.
+	view atomic.Pointer[statusView]
+
+	obs    Observer
+	redact redactor
+	// storeName labels store operations for the observer.
+	storeName string
 
 	// httpClient serves api.http_client for every module (SSRF-guarded).
 	httpClient *http.Client
@@ -219,18 +234,25 @@ func Start(ctx context.Context, configFile string, opts Options) (*Engine, error
 // both: when a module fails, the others are closed and the error lists
 // every failure (LoadErrors), unless opts.AllowPartial is set.
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
-	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, log: opts.Logger, fsys: opts.FS, opts: opts,
+	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, fsys: opts.FS, opts: opts, obs: opts.Observer,
 		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, memEvents: map[string]loadFailure{},
-		closing: make(chan struct{})}
-	if e.log == nil {
-		e.log = slog.Default()
+		closing: make(chan struct{}), generation: map[string]int{}}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
 	}
+	e.redact.add(cfg.secrets)
+	e.log = slog.New(&redactHandler{inner: log.Handler(), r: &e.redact})
 	if err := e.resolveServerName(); err != nil {
 		return nil, err
 	}
 	e.storeCfg = storageConfig(cfg)
 	setMemoryLimit(cfg)
 	e.site = siteOf(cfg)
+	e.storeName = e.storeCfg.Backend
+	if opts.Store != nil {
+		e.storeName = "custom"
+	}
 	if e.fsys == nil {
 		e.fsys = os.DirFS(cfg.Dir)
 		e.scriptDir = cfg.Dir
@@ -241,21 +263,28 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		// A backend the admin chose is opened now, so a wrong Redis URL
 		// stops start-up instead of failing the first api.store call.
 		if _, err := e.openStore(); err != nil {
-			return nil, fmt.Errorf("storage: %w", err)
+			return nil, e.redactErr(fmt.Errorf("storage: %w", err))
 		}
 	}
 	gens, errs := e.loadAll(ctx, cfg.Modules)
 	gens, cerrs := e.checkConflicts(gens, nil)
-	errs = append(errs, cerrs...)
+	errs = e.redactErrs(append(errs, cerrs...))
+	now := time.Now()
 	for _, err := range errs {
 		var le *LoadError
 		if errors.As(err, &le) {
-			e.lastErr[le.Module] = loadFailure{err, time.Now()}
+			e.lastErr[le.Module] = loadFailure{err, now}
 			e.failedFiles[le.Module] = le.sources
+			e.observeLoad(le.Module, LoadFailed, false, err, now)
 		}
+	}
+	for _, g := range gens {
+		e.accept(g)
+		e.observeLoad(g.cfg.Name, LoadOK, false, nil, now)
 	}
 	e.gens = gens
 	e.publish()
+	e.updateView()
 	e.notifier.start()
 	if len(errs) > 0 {
 		if opts.AllowPartial {
@@ -296,12 +325,10 @@ func (e *Engine) loadAll(ctx context.Context, mcs []ModuleConfig) ([]*generation
 	errs := make([]error, len(mcs))
 	var wg sync.WaitGroup
 	for i, mc := range mcs {
-		e.seq++
-		seq := e.seq
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gens[i], errs[i] = e.loadModule(ctx, mc, seq)
+			gens[i], errs[i] = e.loadModule(ctx, mc)
 		}()
 	}
 	wg.Wait()
@@ -446,6 +473,7 @@ func (e *Engine) Close() error {
 	}
 	wg.Wait()
 	e.gens = nil
+	e.updateView()
 	e.storeMu.Lock()
 	defer e.storeMu.Unlock()
 	e.storeClosed = true

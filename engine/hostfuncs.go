@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -61,9 +62,9 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 	t := api.Table
 	e.installStore(L, api, mc)
-	e.installGetUserByReq(L, api)
+	e.installGetUserByReq(L, api, mc.Name)
 	e.installModAPI(L, api)
-	install(L, t, "", []hostFunc{
+	e.install(L, t, mc.Name, "", []hostFunc{
 		{"check_user_exists", hasChecker, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			return func(ctx context.Context) (sandbox.Result, error) {
@@ -247,7 +248,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 	adm := L.NewTable()
 	t.RawSetString("account_data_manager", adm)
-	install(L, adm, "account_data_manager.", []hostFunc{
+	e.install(L, adm, mc.Name, "account_data_manager.", []hostFunc{
 		{"get_global", hasAccountData, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			typ := a.str(2, "data_type")
@@ -275,7 +276,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 		}},
 	})
 
-	e.installHTTPClient(L, t)
+	e.installHTTPClient(L, t, mc.Name)
 }
 
 // nilIfNotFound turns a not-found error into success (the script sees nil).
@@ -287,19 +288,21 @@ func nilIfNotFound(err error) error {
 }
 
 // install sets each function on t. prefix qualifies names in errors
-// ("account_data_manager.get_global"). Both t.f(x) and t:f(x) work.
-func install(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
-	installAs(L, t, prefix, fns, false)
+// ("account_data_manager.get_global") and for the observer. Both t.f(x)
+// and t:f(x) work.
+func (e *Engine) install(L *lua.LState, t *lua.LTable, module, prefix string, fns []hostFunc) {
+	e.installAs(L, t, module, prefix, fns, false)
 }
 
 // installOwn installs host functions the engine itself implements (the
 // store, the HTTP client): they honour their context, so they run on the
 // calling goroutine whatever the Host does.
-func installOwn(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc) {
-	installAs(L, t, prefix, fns, true)
+func (e *Engine) installOwn(L *lua.LState, t *lua.LTable, module, prefix string, fns []hostFunc) {
+	e.installAs(L, t, module, prefix, fns, true)
 }
 
-func installAs(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc, inline bool) {
+func (e *Engine) installAs(L *lua.LState, t *lua.LTable, module, prefix string, fns []hostFunc, inline bool) {
+	obs := e.obs
 	// One hostArgs serves every call: prepare runs with the state's baton
 	// in hand and keeps nothing of it.
 	a := &hostArgs{}
@@ -313,7 +316,11 @@ func installAs(L *lua.LState, t *lua.LTable, prefix string, fns []hostFunc, inli
 			if !f.supported {
 				a.fail("%s", ErrNotSupported)
 			}
-			return &sandbox.HostCall{Run: f.prepare(a), MapErr: notSupported, Inline: inline}
+			run := f.prepare(a)
+			if obs != nil {
+				run = e.observeHostCall(module, name, run)
+			}
+			return &sandbox.HostCall{Run: run, MapErr: notSupported, Inline: inline}
 		}))
 	}
 }
@@ -325,6 +332,21 @@ func notSupported(err error) error {
 		return ErrNotSupported
 	}
 	return err
+}
+
+// observeHostCall wraps a host call's Go side in HostCallStart and
+// HostCallEnd.
+func (e *Engine) observeHostCall(module, name string, run runFunc) runFunc {
+	return func(ctx context.Context) (sandbox.Result, error) {
+		ev := HostCallEvent{Module: module, Function: name}
+		octx := e.obs.HostCallStart(ctx, ev)
+		start := time.Now()
+		res, err := run(octx)
+		ev.Duration = time.Since(start)
+		ev.Err = e.redactErr(err)
+		e.obs.HostCallEnd(octx, ev)
+		return res, err
+	}
 }
 
 // hostArgs reads a host function's arguments on the owner goroutine and

@@ -62,7 +62,7 @@ func (e *Engine) installModAPI(L *lua.LState, api *luaapi.ModuleAPI) {
 			return values(ok), nil
 		}
 	}
-	install(L, t, "", []hostFunc{
+	e.install(L, t, api.Module, "", []hostFunc{
 		{"get_threepids_for_user", hasThreepids, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")
 			return func(ctx context.Context) (sandbox.Result, error) {
@@ -141,7 +141,7 @@ func (e *Engine) installModAPI(L *lua.LState, api *luaapi.ModuleAPI) {
 			}
 		}
 	}
-	install(L, prlm, "public_room_list_manager.", []hostFunc{
+	e.install(L, prlm, api.Module, "public_room_list_manager.", []hostFunc{
 		{"room_is_in_public_room_list", hasPublicList, isPublic},
 		{"add_room_to_public_room_list", hasPublisher, setPublic(true)},
 		{"remove_room_from_public_room_list", hasPublisher, setPublic(false)},

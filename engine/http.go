@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -127,6 +128,23 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		writeMatrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request", nil)
 		return
 	}
+	if e.obs == nil {
+		e.serveRoute(req.Context(), w, req, rt, sub)
+		return
+	}
+	ev := RequestEvent{Module: rt.gen.cfg.Name, Path: rt.path, Method: methodLabel(req.Method)}
+	ctx := e.obs.RequestStart(req.Context(), ev)
+	start := time.Now()
+	ev.Status, ev.Err = e.serveRoute(ctx, w, req, rt, sub)
+	ev.Duration = time.Since(start)
+	ev.Err = e.redactErr(ev.Err)
+	e.obs.RequestEnd(ctx, ev)
+}
+
+// serveRoute answers a request for a registered path and returns the
+// status it answered with (499: the client went away) and the handler's
+// error, if it failed.
+func (e *Engine) serveRoute(ctx context.Context, w http.ResponseWriter, req *http.Request, rt *route, sub string) (int, error) {
 	method := req.Method
 	if rt.methods != nil {
 		if !contains(rt.methods, method) {
@@ -136,11 +154,11 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			case method == http.MethodOptions:
 				w.Header().Set("Allow", allow(rt.methods))
 				w.WriteHeader(http.StatusNoContent)
-				return
+				return http.StatusNoContent, nil
 			default:
 				w.Header().Set("Allow", allow(rt.methods))
 				writeMatrixError(w, http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Method not allowed", nil)
-				return
+				return http.StatusMethodNotAllowed, nil
 			}
 		}
 	}
@@ -150,17 +168,17 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		body, err = io.ReadAll(io.LimitReader(req.Body, MaxRequestBody+1))
 		if err != nil {
 			writeMatrixError(w, http.StatusBadRequest, "M_UNKNOWN", "Could not read the request body", nil)
-			return
+			return http.StatusBadRequest, nil
 		}
 		if len(body) > MaxRequestBody {
 			writeMatrixError(w, http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "Request body too large", nil)
-			return
+			return http.StatusRequestEntityTooLarge, nil
 		}
 	}
 	rq := &requestProxy{req: req, method: method, subpath: sub, body: body}
 	var resp response
 	g := rt.gen
-	err := g.invoke(req.Context(), runtime.Call{
+	err := g.invoke(ctx, runtime.Call{
 		What:    rt.path,
 		Timeout: g.cfg.Timeout,
 		Resolve: func(L *lua.LState, inst int) *lua.LFunction {
@@ -179,8 +197,7 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		},
 	})
 	if err != nil {
-		e.writeHandlerError(w, req, err)
-		return
+		return e.writeHandlerError(w, req, err), err
 	}
 	h := w.Header()
 	for k, vs := range resp.header {
@@ -193,6 +210,7 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodHead {
 		w.Write(resp.body)
 	}
+	return resp.status, nil
 }
 
 func reserved(path string) bool {
@@ -227,25 +245,31 @@ func allow(methods []string) string {
 
 // writeHandlerError maps a handler error to Matrix's error format: a
 // SynapseError as raised, a deadline as 504, anything else as 500 with
-// the traceback in the log only.
-func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err error) {
+// the traceback in the log only. It returns the status written (499 when
+// the client went away and nothing was).
+func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err error) int {
 	var syn *SynapseError
 	if errors.As(err, &syn) {
 		syn.Write(w)
-		return
+		return syn.Code
 	}
 	var se *ScriptError
 	if errors.As(err, &se) && se.Timeout {
 		e.log.Error("web handler timed out", "method", req.Method, "path", req.URL.Path, "err", err)
 		writeMatrixError(w, http.StatusGatewayTimeout, "M_UNKNOWN", "Timed out", nil)
-		return
+		return http.StatusGatewayTimeout
 	}
 	if errors.Is(err, context.Canceled) {
-		return // the client went away
+		return statusClientGone
 	}
 	e.logScriptError(fmt.Sprintf("web handler failed: %s %s", req.Method, req.URL.Path), err)
 	writeMatrixError(w, http.StatusInternalServerError, "M_UNKNOWN", "Internal server error", nil)
+	return http.StatusInternalServerError
 }
+
+// statusClientGone is the status reported for a request whose client went
+// away before the answer (nginx's convention).
+const statusClientGone = 499
 
 // readResponse copies a handler's return value out of Lua.
 func readResponse(L *lua.LState, v lua.LValue) (response, error) {
@@ -472,7 +496,7 @@ func (p *requestProxy) accessToken() string {
 // (403 M_GUEST_ACCESS_FORBIDDEN) unless allow_guest, and an expired
 // account (a module's is_user_expired, else the host's own rule) is
 // refused (403 ORG_MATRIX_EXPIRED_ACCOUNT) unless allow_expired.
-func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
+func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI, module string) {
 	auth, hasAuth := capability[TokenAuthenticator](e.host)
 	expiry, hasExpiry := capability[AccountExpiryChecker](e.host)
 	api.Table.RawSetString("get_user_by_req", sandbox.HostFunction(L, "get_user_by_req", func(L *lua.LState) *sandbox.HostCall {
@@ -488,7 +512,7 @@ func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
 			L.RaiseError("get_user_by_req: not supported by this homeserver")
 		}
 		token := p.accessToken()
-		return &sandbox.HostCall{Run: func(ctx context.Context) (sandbox.Result, error) {
+		run := runFunc(func(ctx context.Context) (sandbox.Result, error) {
 			if token == "" {
 				return nil, synapseLuaError(http.StatusUnauthorized, "Missing access token", "M_MISSING_TOKEN")
 			}
@@ -521,7 +545,11 @@ func (e *Engine) installGetUserByReq(L *lua.LState, api *luaapi.ModuleAPI) {
 				"user_id": r.UserID, "device_id": opt(r.DeviceID), "is_guest": r.IsGuest,
 				"shadow_banned": r.ShadowBanned, "app_service_id": opt(r.AppServiceID),
 			}), nil
-		}}
+		})
+		if e.obs != nil {
+			run = e.observeHostCall(module, "get_user_by_req", run)
+		}
+		return &sandbox.HostCall{Run: run}
 	}))
 }
 

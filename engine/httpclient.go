@@ -152,10 +152,24 @@ func doHTTP(ctx context.Context, c *http.Client, r *httpRequest) (*httpResponse,
 }
 
 // installHTTPClient adds api.http_client.
-func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
+func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable, module string) {
 	client := e.httpClient
 	hc := L.NewTable()
 	api.RawSetString("http_client", hc)
+	do := func(ctx context.Context, r *httpRequest) (*httpResponse, error) {
+		if e.obs == nil {
+			return doHTTP(ctx, client, r)
+		}
+		start := time.Now()
+		resp, err := doHTTP(ctx, client, r)
+		ev := HTTPClientEvent{Module: module, Method: methodLabel(r.method), Outcome: httpOutcome(ctx, err),
+			Duration: time.Since(start), Err: e.redactErr(err)}
+		if resp != nil {
+			ev.Status = resp.code
+		}
+		e.obs.HTTPClientRequest(ev)
+		return resp, err
+	}
 
 	// jsonCall sends a JSON request and returns the decoded JSON answer,
 	// raising an HttpResponseException-like table on a non-2xx status.
@@ -164,7 +178,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 		name := a.name
 		r.header.Set("Accept", "application/json")
 		return func(ctx context.Context) (sandbox.Result, error) {
-			resp, err := doHTTP(ctx, client, r)
+			resp, err := do(ctx, r)
 			if err != nil {
 				return nil, err
 			}
@@ -185,7 +199,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 		}
 	}
 
-	installOwn(L, hc, "http_client.", []hostFunc{
+	e.installOwn(L, hc, module, "http_client.", []hostFunc{
 		{"get_json", true, func(a *hostArgs) runFunc {
 			r := &httpRequest{method: http.MethodGet, url: a.url(1), header: a.headers(3)}
 			a.query(r.url, 2)
@@ -223,7 +237,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 				a.badArg(3, "options", "table {headers=, body=}", opts)
 			}
 			return func(ctx context.Context) (sandbox.Result, error) {
-				resp, err := doHTTP(ctx, client, r)
+				resp, err := do(ctx, r)
 				if err != nil {
 					return nil, err
 				}
@@ -237,6 +251,19 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable) {
 			}
 		}},
 	})
+}
+
+// httpOutcome classifies an api.http_client request's end.
+func httpOutcome(ctx context.Context, err error) HTTPOutcome {
+	switch {
+	case err == nil:
+		return HTTPOK
+	case errors.Is(err, ssrf.ErrRefused):
+		return HTTPRefused
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+		return HTTPTimeout
+	}
+	return HTTPError
 }
 
 // headersToLua maps lower-case header names to their first value.

@@ -80,6 +80,7 @@ func (e *Engine) overLimit(g *generation, size int64) {
 	e.mu.Lock()
 	closed := e.closed
 	e.memEvents[g.cfg.Name] = loadFailure{err, time.Now()}
+	e.updateView()
 	e.mu.Unlock()
 	if closed {
 		return

@@ -26,9 +26,12 @@ import (
 // their runtimes and registrations. A reload builds a new generation
 // beside the old one.
 type generation struct {
-	cfg      ModuleConfig
-	set      *runtime.Set
-	insts    []*instance
+	cfg   ModuleConfig
+	eng   *Engine
+	set   *runtime.Set
+	insts []*instance
+	// seq is the module's generation number, set when the engine accepts
+	// the load: it counts successful loads only.
 	seq      int
 	loadedAt time.Time
 	// sources are the script and the local files require looked for while
@@ -116,14 +119,14 @@ const loadGrace = 2 * time.Second
 
 // loadModule loads a module: every instance runs the script,
 // parse_config and the constructor. On error nothing is left running.
-func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*generation, error) {
+func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig) (*generation, error) {
 	type result struct {
 		g   *generation
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		g, err := e.load(ctx, mc, seq)
+		g, err := e.load(ctx, mc)
 		ch <- result{g, err}
 	}()
 	t := time.NewTimer(mc.InitTimeout*time.Duration(max(1, mc.Instances)) + loadGrace)
@@ -143,7 +146,7 @@ func (e *Engine) loadModule(ctx context.Context, mc ModuleConfig, seq int) (*gen
 	}
 }
 
-func (e *Engine) load(ctx context.Context, mc ModuleConfig, seq int) (*generation, error) {
+func (e *Engine) load(ctx context.Context, mc ModuleConfig) (*generation, error) {
 	src, err := fs.ReadFile(e.fsys, mc.Module)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -157,7 +160,7 @@ func (e *Engine) load(ctx context.Context, mc ModuleConfig, seq int) (*generatio
 		return nil, &LoadError{Module: mc.Name, Err: err, sources: map[string][]byte{mc.Module: src}}
 	}
 	n := max(1, mc.Instances)
-	g := &generation{cfg: mc, seq: seq, sources: map[string][]byte{mc.Module: src}, recording: true}
+	g := &generation{cfg: mc, eng: e, sources: map[string][]byte{mc.Module: src}, recording: true}
 	rts := make([]*runtime.Runtime, 0, n)
 	for i := 1; i <= n; i++ {
 		inst, err := e.loadInstance(ctx, g, proto, i)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -77,6 +78,9 @@ func (e *Engine) fire(cb *luaapi.Callback, run func(ctx context.Context) error) 
 	case n.queue <- job:
 		return true
 	default:
+		if e.obs != nil {
+			e.obs.NotificationDropped(callbackIDs[cb])
+		}
 		total := n.dropped.Add(1)
 		now := time.Now().Unix()
 		if last := n.lastLog.Load(); now > last && n.lastLog.CompareAndSwap(last, now) {
@@ -84,6 +88,31 @@ func (e *Engine) fire(cb *luaapi.Callback, run func(ctx context.Context) error) 
 		}
 		return false
 	}
+}
+
+// Stats are gauges for metrics. LuaStates, CallsInFlight, ParkedCalls
+// and Timers count every engine of the process; the notification figures
+// are this engine's.
+type Stats struct {
+	LuaStates     int   // open Lua states
+	CallsInFlight int64 // calls running, queued for a busy state, or parked
+	ParkedCalls   int64 // calls waiting for a host call to answer
+	Timers        int64 // pending api.looping_background_call and delayed_background_call timers
+	// NotificationQueue is how many fired notifications wait in the
+	// queue (at most NotificationQueueSize).
+	NotificationQueue    int
+	NotificationsDropped uint64
+}
+
+// Stats reads the gauges. Safe from any goroutine.
+func (e *Engine) Stats() Stats {
+	rs := runtime.ReadStats()
+	st := Stats{LuaStates: rs.States, CallsInFlight: rs.InFlight, ParkedCalls: rs.Parked, Timers: rs.Timers}
+	if e != nil {
+		st.NotificationQueue = len(e.notifier.queue)
+		st.NotificationsDropped = e.notifier.dropped.Load()
+	}
+	return st
 }
 
 // Dropped counts notifications dropped because the queue was full.

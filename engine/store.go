@@ -64,19 +64,18 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 	ms := &moduleStore{e: e, ns: ns}
 	t := L.NewTable()
 	api.Table.RawSetString("store", t)
-	installOwn(L, t, "store.", []hostFunc{
+	e.installOwn(L, t, mc.Name, "store.", []hostFunc{
 		{"get", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)
 			return func(ctx context.Context) (sandbox.Result, error) {
-				st, err := ms.store()
-				if err != nil {
-					return nil, ms.fail(ctx, err)
+				var b []byte
+				var found bool
+				if err := ms.do(ctx, "get", func(st storage.Store) (err error) {
+					b, found, err = st.Get(ctx, ms.ns, key)
+					return err
+				}); err != nil {
+					return nil, err
 				}
-				b, found, err := st.Get(ctx, ms.ns, key)
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				ms.ok()
 				if !found {
 					return values(nil), nil
 				}
@@ -116,30 +115,21 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 			b := storeValue(a, 2)
 			ttl := storeTTL(a, 3)
 			return func(ctx context.Context) (sandbox.Result, error) {
-				st, err := ms.store()
+				var stored bool
+				err := ms.do(ctx, "set", func(st storage.Store) (err error) {
+					stored, err = st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
+					return err
+				})
 				if err != nil {
-					return nil, ms.fail(ctx, err)
+					return nil, err
 				}
-				stored, err := st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				ms.ok()
 				return values(stored), nil
 			}
 		}},
 		{"delete", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)
 			return func(ctx context.Context) (sandbox.Result, error) {
-				st, err := ms.store()
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				if err := st.Delete(ctx, ms.ns, key); err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				ms.ok()
-				return nil, nil
+				return nil, ms.do(ctx, "delete", func(st storage.Store) error { return st.Delete(ctx, ms.ns, key) })
 			}
 		}},
 		{"incr", true, func(a *hostArgs) runFunc {
@@ -150,30 +140,26 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 			}
 			ttl := storeTTL(a, 3)
 			return func(ctx context.Context) (sandbox.Result, error) {
-				st, err := ms.store()
-				if err != nil {
-					return nil, ms.fail(ctx, err)
+				var n int64
+				if err := ms.do(ctx, "incr", func(st storage.Store) (err error) {
+					n, err = st.Incr(ctx, ms.ns, key, by, ttl)
+					return err
+				}); err != nil {
+					return nil, err
 				}
-				n, err := st.Incr(ctx, ms.ns, key, by, ttl)
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				ms.ok()
 				return func(*lua.LState) []lua.LValue { return []lua.LValue{lua.LNumber(n)} }, nil
 			}
 		}},
 		{"list", true, func(a *hostArgs) runFunc {
 			prefix := a.optStr(1, "prefix")
 			return func(ctx context.Context) (sandbox.Result, error) {
-				st, err := ms.store()
-				if err != nil {
-					return nil, ms.fail(ctx, err)
+				var keys []string
+				if err := ms.do(ctx, "list", func(st storage.Store) (err error) {
+					keys, err = st.List(ctx, ms.ns, prefix)
+					return err
+				}); err != nil {
+					return nil, err
 				}
-				keys, err := st.List(ctx, ms.ns, prefix)
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				ms.ok()
 				return func(L *lua.LState) []lua.LValue {
 					arr := stdlib.NewArray(L, len(keys))
 					for i, k := range keys {
@@ -280,6 +266,28 @@ func storeTTLOf(a *hostArgs, v lua.LValue, what string) time.Duration {
 		d = time.Millisecond // Redis's precision; never 0, which would mean "no expiry"
 	}
 	return d
+}
+
+// do runs one operation on the store: the error it returns is the one the
+// script sees, and the observer hears of the operation.
+func (ms *moduleStore) do(ctx context.Context, op string, f func(st storage.Store) error) error {
+	obs := ms.e.obs
+	var start time.Time
+	if obs != nil {
+		start = time.Now()
+	}
+	st, err := ms.store()
+	if err == nil {
+		err = f(st)
+	}
+	if obs != nil {
+		obs.StoreOp(StoreEvent{Module: ms.ns, Backend: ms.e.storeName, Op: op, Duration: time.Since(start), Err: ms.e.redactErr(err)})
+	}
+	if err != nil {
+		return ms.fail(ctx, err)
+	}
+	ms.ok()
+	return nil
 }
 
 // store returns the engine's store, opening it on first use.

@@ -95,7 +95,7 @@ func (ms *moduleStore) installAtomic(L *lua.LState, t *lua.LTable) {
 	// say (the script called store.update, not an internal function).
 	fn := func(name string, prepare func(a *hostArgs) runFunc) lua.LValue {
 		holder := L.NewTable()
-		install(L, holder, "", []hostFunc{{name, true, prepare}})
+		ms.e.installOwn(L, holder, ms.ns, "", []hostFunc{{name, true, prepare}})
 		return holder.RawGetString(name)
 	}
 	// get_versioned(key, _, ttl) -> value, version (the stored bytes, or

@@ -48,8 +48,14 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 			case <-done:
 			}
 		}()
-		err := scriptError(in.rt.Invoke(ctx, runtime.Call{What: what, Fn: fn, Timeout: timeout,
-			Args: func(*lua.LState) []lua.LValue { return args }}))
+		c := runtime.Call{What: what, Fn: fn, Timeout: timeout, Args: func(*lua.LState) []lua.LValue { return args }}
+		run := func(ctx context.Context) error { return scriptError(in.rt.Invoke(ctx, c)) }
+		var err error
+		if e.obs == nil {
+			err = run(ctx)
+		} else {
+			err = e.observe(ctx, g.cfg.Name, "api."+what, false, run)
+		}
 		if err == nil || errors.Is(err, runtime.ErrClosed) {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,9 +45,13 @@ func callErr(callback string, wantErr string, args ...string) exampleCall {
 }
 
 // sharedSecretToken is the token shared_secret_auth accepts for userID
-// with the secret of its sample config.
+// with the secret of its sample config (its shared_secret.txt).
 func sharedSecretToken(userID string) string {
-	mac := hmac.New(sha512.New, []byte("change-me-to-a-long-random-secret"))
+	return sharedSecretTokenWith("change-me-to-a-long-random-secret", userID)
+}
+
+func sharedSecretTokenWith(secret, userID string) string {
+	mac := hmac.New(sha512.New, []byte(secret))
 	mac.Write([]byte(userID))
 	return hex.EncodeToString(mac.Sum(nil))
 }
@@ -320,4 +325,47 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// shared_secret_auth reads its secret from the file its config names with
+// !file, or from the environment with ${NAME}: a token minted with another
+// secret is refused, one minted with the secret given is accepted.
+func TestSharedSecretAuthReadsItsSecretOutsideTheConfig(t *testing.T) {
+	src, err := os.ReadFile("../scripts/examples/shared_secret_auth/shared_secret_auth.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile("../scripts/examples/shared_secret_auth/luahost.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "shared_secret: !file shared_secret.txt") {
+		t.Fatalf("the example's config no longer reads the secret from shared_secret.txt:\n%s", cfg)
+	}
+	t.Setenv("LUAHOST_TEST_SHARED_SECRET", "from-the-environment")
+	for _, c := range []struct{ name, config, file, secret string }{
+		{"file", string(cfg), "a-secret-only-this-host-knows\n", "a-secret-only-this-host-knows"},
+		{"environment", strings.Replace(string(cfg), "!file shared_secret.txt", "${LUAHOST_TEST_SHARED_SECRET}", 1), "", "from-the-environment"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{"shared_secret_auth.lua": string(src), "luahost.yaml": c.config}
+			if c.file != "" {
+				files["shared_secret.txt"] = c.file
+			}
+			for name, content := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eng := loadExample(t, filepath.Join(dir, "luahost.yaml"))
+			login := func(secret string) string {
+				return `{"token": "` + sharedSecretTokenWith(secret, "@alice:example.org") + `"}`
+			}
+			runExampleCall(t, eng, c.name, call("password_auth_provider.auth_checkers", `["@alice:example.org"]`,
+				`"alice"`, `"com.devture.shared_secret_auth"`, login(c.secret)))
+			runExampleCall(t, eng, c.name, call("password_auth_provider.auth_checkers", `null`,
+				`"alice"`, `"com.devture.shared_secret_auth"`, login("change-me-to-a-long-random-secret")))
+		})
+	}
 }

@@ -22,19 +22,30 @@ import (
 	"time"
 
 	"github.com/luahost/luahost/cmd/luahost/csapi"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/luahost/luahost/cmd/luahost/memhost"
 	"github.com/luahost/luahost/engine"
 	"github.com/luahost/luahost/engine/fswatch"
+	"github.com/luahost/luahost/engine/prommetrics"
 	"github.com/luahost/luahost/internal/invoke"
 )
 
 const usage = `usage: luahost <command> [flags]
 
 commands:
-  check -c CONFIG                       load every module, list what each registered
-  call  -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
-  serve -c CONFIG [--listen ADDR]       serve a Client-Server API and the modules' web resources
+  check   -c CONFIG                       load every module, list what each registered
+  call    -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
+  serve   -c CONFIG [--listen ADDR] [--admin ADDR]
+                                          serve a Client-Server API and the modules' web resources
+  status  --admin URL                     show what a running serve reports: modules, generations, errors
+  health  --admin URL [--ready]           exit 0 when a running serve is healthy, 1 when not
+  version                                 print the version and VCS revision (also --version)
 
+Every command takes --log-level debug|info|warn|error and --log-format text|json
+(defaults from $LUAHOST_LOG_LEVEL and $LUAHOST_LOG_FORMAT).
 Run 'luahost <command> -h' for a command's flags.
 `
 
@@ -54,6 +65,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCall(args[1:], stdout, stderr)
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -66,19 +83,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 // common flags
 type opts struct {
 	config string
-	quiet  bool
+	log    logOpts
 }
 
-func newFlags(name string, o *opts, stderr io.Writer) *flag.FlagSet {
+// newFlags makes a command's flag set with -c and the log flags;
+// defLevel is the command's default log level.
+func newFlags(name string, o *opts, defLevel string) *flag.FlagSet {
 	fs := flag.NewFlagSet("luahost "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&o.config, "c", "luahost.yaml", "config file")
 	fs.StringVar(&o.config, "config", "luahost.yaml", "config file")
+	addLogFlags(fs, &o.log, defLevel)
 	return fs
-}
-
-func logger(stderr io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // load reads the config and starts the engine on a fresh in-memory host.
@@ -89,13 +104,19 @@ func load(ctx context.Context, o opts, log *slog.Logger, partial bool) (*engine.
 	if err != nil {
 		return nil, nil, err
 	}
+	return start(ctx, cfg, engine.Options{Logger: log, AllowPartial: partial})
+}
+
+// start starts the engine for cfg on a fresh in-memory host.
+func start(ctx context.Context, cfg *engine.Config, eo engine.Options) (*engine.Engine, *memhost.Host, error) {
 	server := cfg.ServerName
 	if server == "" {
 		server = "localhost"
 	}
 	host := memhost.New(server)
-	eng, err := engine.New(ctx, cfg, engine.Options{Host: host, Logger: log, AllowPartial: partial, Watcher: fswatch.New,
-		HostHonoursContext: true}) // memhost never blocks
+	eo.Host, eo.Watcher = host, fswatch.New
+	eo.HostHonoursContext = true // memhost never blocks
+	eng, err := engine.New(ctx, cfg, eo)
 	return eng, host, err
 }
 
@@ -132,12 +153,21 @@ func printErr(stderr io.Writer, err error) {
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var o opts
-	fs := newFlags("check", &o, stderr)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlags("check", &o, "warn")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: luahost check -c CONFIG\n\nLoads every module and lists what each registered; exits 1 if any fails.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	log, err := o.log.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 2
 	}
 	ctx := context.Background()
-	eng, _, err := load(ctx, o, logger(stderr, slog.LevelWarn), true)
+	eng, _, err := load(ctx, o, log, true)
 	if eng != nil {
 		defer eng.Close()
 		err = loadFailures(eng)
@@ -167,21 +197,25 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 
 func cmdCall(args []string, stdout, stderr io.Writer) int {
 	var o opts
-	fs := newFlags("call", &o, stderr)
+	fs := newFlags("call", &o, "warn")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: luahost call -c CONFIG CALLBACK [ARG_JSON ...]")
+		fmt.Fprintln(fs.Output(), "usage: luahost call -c CONFIG CALLBACK [ARG_JSON ...]\n\nInvokes a callback across the modules and prints the combined answer as JSON.\nThe scripts' warnings and errors are shown; --log-level info or debug shows print() and log.info/log.debug too.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() < 1 {
 		fs.Usage()
 		return 2
 	}
+	log, err := o.log.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 2
+	}
 	ctx := context.Background()
-	// Info: print() and log.info from the scripts help while debugging.
-	eng, _, err := load(ctx, o, logger(stderr, slog.LevelInfo), false)
+	eng, _, err := load(ctx, o, log, false)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
@@ -211,26 +245,86 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	var o opts
-	fs := newFlags("serve", &o, stderr)
+	fs := newFlags("serve", &o, "info")
 	listen := fs.String("listen", "", "address to listen on (default: the config's listen:, else "+engine.DefaultListen+")")
+	admin := fs.String("admin", "", "address of the admin listener for /metrics, /health, /ready and /status (default: the config's admin_listen:, else none)")
 	var devUsers multiFlag
 	fs.Var(&devUsers, "dev-user", "create this user in the in-memory homeserver and print an access token (repeatable; @name:server or a localpart)")
 	noWatch := fs.Bool("no-watch", false, "do not reload when the config or a module file changes (SIGHUP still reloads)")
 	var devAdmins multiFlag
 	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
 	sharedSecret := fs.String("registration-shared-secret", "", "enable Synapse's shared-secret registration (/_synapse/admin/v1/register) with this secret")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: luahost serve -c CONFIG [flags]\n\nServes the modules' web resources on an in-memory homeserver, reloading modules as their files change.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	log, err := o.log.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 2
 	}
-	log := logger(stderr, slog.LevelInfo)
+	// With JSON logs, serve's own failures are log records too: whatever
+	// collects the log parses every line.
+	fail := func(err error) int {
+		if strings.EqualFold(o.log.format, "json") {
+			log.Error("luahost serve failed", "err", err)
+		} else {
+			printErr(stderr, err)
+		}
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	eng, host, err := load(ctx, o, log, false)
+	cfg, err := engine.LoadConfig(o.config)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(err)
 	}
+	addr, adminAddr := *listen, *admin
+	if addr == "" {
+		addr = cfg.Listen
+	}
+	if adminAddr == "" {
+		adminAddr = cfg.AdminListen
+	}
+	if adminAddr != "" && adminAddr == addr && !strings.HasSuffix(addr, ":0") {
+		return fail(fmt.Errorf("the admin listener (%s) must not be the public one: choose another address for admin_listen or --admin", adminAddr))
+	}
+	// Metrics are collected only when something can read them.
+	var reg *prometheus.Registry
+	var metrics *prommetrics.Metrics
+	eo := engine.Options{Logger: log}
+	if adminAddr != "" {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if metrics, err = prommetrics.New(reg); err != nil {
+			return fail(err)
+		}
+		eo.Observer = metrics
+	}
+	eng, host, err := start(ctx, cfg, eo)
+	if err != nil {
+		return fail(err)
+	}
+	if metrics != nil {
+		metrics.Attach(eng)
+	}
+	return serve(ctx, eng, host, cfg, addr, adminAddr, reg, serveFlags{devUsers, devAdmins, *noWatch, *sharedSecret}, log, stdout, fail)
+}
+
+type serveFlags struct {
+	devUsers, devAdmins multiFlag
+	noWatch             bool
+	sharedSecret        string
+}
+
+// serve runs the listeners until ctx ends.
+func serve(ctx context.Context, eng *engine.Engine, host *memhost.Host, cfg *engine.Config, addr, adminAddr string,
+	reg *prometheus.Registry, f serveFlags, log *slog.Logger, stdout io.Writer, fail func(error) int) int {
+	started := time.Now()
 	defer eng.Close()
 	// The modules' memory_limit is the process's too: the GC works harder
 	// near it, so what a hostile script leaves behind is returned sooner.
@@ -239,22 +333,24 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		log.Info("module loaded", "module", m.Name, "file", m.File,
 			"callbacks", strings.Join(m.Callbacks, ","), "paths", strings.Join(m.Paths, ","))
 	}
-	for i, u := range append(devUsers, devAdmins...) {
-		token, err := host.CreateUser(u, i >= len(devUsers))
+	for i, u := range append(f.devUsers, f.devAdmins...) {
+		token, err := host.CreateUser(u, i >= len(f.devUsers))
 		if err != nil {
-			printErr(stderr, fmt.Errorf("--dev-user %s: %w", u, err))
-			return 1
+			return fail(fmt.Errorf("--dev-user %s: %w", u, err))
 		}
 		fmt.Fprintf(stdout, "dev user %s: access token %s\n", u, token)
 	}
-	addr := *listen
-	if addr == "" {
-		addr = eng.Config().Listen
-	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return fail(err)
+	}
+	var adminLn net.Listener
+	if adminAddr != "" {
+		adminLn, err = net.Listen("tcp", adminAddr)
+		if err != nil {
+			ln.Close()
+			return fail(fmt.Errorf("admin listener: %w", err))
+		}
 	}
 	// Reload on file changes and on SIGHUP; a failed reload keeps the
 	// running version of that module serving.
@@ -262,7 +358,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	defer bg.Wait()
 	bgCtx, bgStop := context.WithCancel(ctx)
 	defer bgStop()
-	if !*noWatch {
+	if !f.noWatch {
 		// Armed before "serving" is printed: an edit made after is seen.
 		done, err := eng.StartWatch(bgCtx)
 		if err != nil {
@@ -287,23 +383,81 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 				return
 			case <-hup:
 				log.Info("SIGHUP: reloading")
-				_ = eng.Reload(bgCtx) // Reload logs each failure with its module
+				_ = eng.Reload(bgCtx) // Reload logs what it did, and each failure with its module
 			}
 		}
 	}()
-	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Status()), ln.Addr())
+	adminDone := make(chan error, 1)
+	if adminLn != nil {
+		h := adminHandler(eng, reg, cfg.File, started)
+		go func() { adminDone <- serveHTTP(ctx, h, adminLn, 10*time.Second, log) }()
+		fmt.Fprintf(stdout, "luahost: admin on http://%s\n", adminLn.Addr())
+	} else {
+		adminDone <- nil
+	}
 	// The Client-Server API owns /_matrix/ and the admin API; the rest
 	// goes to the modules' web resources.
-	handler := csapi.New(eng, host, csapi.Options{Logger: log, Fallback: eng.Handler(),
-		RegistrationSharedSecret: *sharedSecret, Done: ctx.Done()})
-	if err := serveHTTP(ctx, handler, ln, 10*time.Second, log); err != nil {
-		printErr(stderr, err)
-		return 1
+	var handler http.Handler = csapi.New(eng, host, csapi.Options{Logger: log, Fallback: eng.Handler(),
+		RegistrationSharedSecret: f.sharedSecret, Done: ctx.Done()})
+	if cfg.AccessLog {
+		handler = accessLog(handler, log)
+	}
+	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Status()), ln.Addr())
+	err = serveHTTP(ctx, handler, ln, 10*time.Second, log)
+	if adminLn != nil && err != nil {
+		adminLn.Close() // the public listener failed: stop the admin one too
+	}
+	if aerr := <-adminDone; err == nil && aerr != nil {
+		err = fmt.Errorf("admin listener: %w", aerr)
+	}
+	if err != nil {
+		return fail(err)
 	}
 	bgStop()
 	log.Info("shut down")
 	return 0
 }
+
+// accessLog logs one line per web request (access_log: true): method,
+// path (without the query, which may carry an access token), status,
+// bytes, duration and the client's address.
+func accessLog(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type multiFlag []string
 

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,6 +64,7 @@ func TestScripts(t *testing.T) {
 			"media-path":        cmdMediaPath,
 			"hmac-sha512":       cmdHMACSHA512,
 			"wait-log":          cmdWaitLog,
+			"jsonl":             cmdJSONL,
 		},
 	})
 }
@@ -116,19 +118,26 @@ func setServer(ts *testscript.TestScript, s *server) {
 
 var (
 	servingRe  = regexp.MustCompile(`^luahost: serving \d+ module\(s\) on http://(\S+)$`)
+	adminRe    = regexp.MustCompile(`^luahost: admin on http://(\S+)$`)
 	devTokenRe = regexp.MustCompile(`^dev (?:user|admin) (\S+): access token (\S+)$`)
 )
 
-// serve-bg CONFIG [flags...] starts `luahost serve -c CONFIG --listen
-// 127.0.0.1:0 [flags...]` in the background and waits until it serves;
-// ADDR is set to its address, TOKEN to the first dev user's token and
-// TOKEN_<LOCALPART> (upper case) to each dev user's;
-// what it printed so far is the command's output.
+// serve-bg [NAME=VALUE...] CONFIG [flags...] starts `luahost serve -c
+// CONFIG --listen 127.0.0.1:0 [flags...]` in the background, with the
+// NAME=VALUE pairs added to its environment, and waits until it serves;
+// ADDR is set to its address, ADMIN to its admin listener's (if any),
+// TOKEN to the first dev user's token and TOKEN_<LOCALPART> (upper case)
+// to each dev user's; what it printed so far is the command's output.
 // With `!`, the server must instead exit with an error before serving;
 // its output is then available to stdout/stderr.
 func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
+	var env []string
+	for len(args) > 0 && strings.Contains(args[0], "=") {
+		env = append(env, args[0])
+		args = args[1:]
+	}
 	if len(args) < 1 {
-		ts.Fatalf("usage: serve-bg CONFIG [flags...]")
+		ts.Fatalf("usage: serve-bg [NAME=VALUE...] CONFIG [flags...]")
 	}
 	if currentServer(ts) != nil {
 		ts.Fatalf("serve-bg: a server is already running; stop-serve first")
@@ -138,7 +147,7 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 	cmdArgs := append([]string{"serve", "-c", ts.MkAbs(args[0]), "--listen", "127.0.0.1:0"}, args[1:]...)
 	cmd := exec.Command(bin, cmdArgs...)
 	cmd.Dir = ts.MkAbs(".")
-	cmd.Env = append(os.Environ(), "HOME="+ts.Getenv("HOME"), "TMPDIR="+ts.Getenv("TMPDIR"), "GORACE="+gorace)
+	cmd.Env = append(append(os.Environ(), "HOME="+ts.Getenv("HOME"), "TMPDIR="+ts.Getenv("TMPDIR"), "GORACE="+gorace), env...)
 	stderr, err := os.CreateTemp(ts.Getenv("WORK"), "serve-*.stderr")
 	ts.Check(err)
 	defer stderr.Close() // the child has its own copy
@@ -150,7 +159,7 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 
 	// Read stdout line by line: keep every byte for stop-serve, and report
 	// the dev tokens and the serving line as they appear.
-	type event struct{ addr, user, token string }
+	type event struct{ addr, admin, user, token string }
 	// Before serving, at most one event per --dev-user/--dev-admin flag.
 	events := make(chan event, len(args)+1)
 	copied := make(chan struct{})
@@ -171,6 +180,8 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 				} else if m := servingRe.FindStringSubmatch(l); m != nil {
 					served = true
 					events <- event{addr: m[1]}
+				} else if m := adminRe.FindStringSubmatch(l); m != nil {
+					events <- event{admin: m[1]}
 				} else if m := devTokenRe.FindStringSubmatch(l); m != nil {
 					events <- event{user: m[1], token: m[2]}
 				}
@@ -219,6 +230,10 @@ func cmdServeBg(ts *testscript.TestScript, neg bool, args []string) {
 					return
 				}
 				ts.Fatalf("serve-bg: luahost serve exited before serving (%v)\nstdout:\n%s\nstderr:\n%s", s.err, out, errOut)
+			}
+			if ev.admin != "" {
+				ts.Setenv("ADMIN", ev.admin)
+				continue
 			}
 			if ev.token != "" {
 				// TOKEN_ALICE for @alice:server (TOKEN_GUEST_KIOSK for
@@ -286,26 +301,39 @@ func cmdStopServe(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// http [-scrub] [-H 'Name: value']... METHOD PATH [BODY] sends a request to
-// $ADDR and prints the status, the Allow, Content-Type, Retry-After and
-// CORS headers and the body. With -scrub, a JSON body is printed with
-// sorted keys and what changes from run to run made constant: times
+// http [-scrub] [-H 'Name: value']... [-wait STATUS] METHOD PATH [BODY]
+// sends a request to $ADDR (or to PATH when it is a whole http:// URL)
+// and prints the status, the Allow, Content-Type, Retry-After and CORS
+// headers and the body. With -scrub, a JSON body is printed with sorted
+// keys and what changes from run to run made constant: times
 // (origin_server_ts, age, last_active_ago) become 0 and event IDs
-// "<event>", so that the answer compares exactly (use cmpenv for room IDs).
+// "<event>", so that the answer compares exactly (use cmpenv for room
+// IDs). With -wait, it repeats the request until the status is STATUS (a
+// reload takes a moment after a file is saved).
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("http does not support '!'; check the status in stdout")
 	}
 	header := http.Header{}
 	scrub := false
-	for len(args) >= 1 && (args[0] == "-H" || args[0] == "-scrub") {
+	wait := 0
+	for len(args) >= 1 && (args[0] == "-H" || args[0] == "-scrub" || args[0] == "-wait") {
 		if args[0] == "-scrub" {
 			scrub = true
 			args = args[1:]
 			continue
 		}
 		if len(args) < 2 {
-			ts.Fatalf("http: -H needs 'Name: value'")
+			ts.Fatalf("http: %s needs a value", args[0])
+		}
+		if args[0] == "-wait" {
+			n, err := strconv.Atoi(args[1])
+			if err != nil {
+				ts.Fatalf("http: -wait %q is not a status", args[1])
+			}
+			wait = n
+			args = args[2:]
+			continue
 		}
 		name, value, ok := strings.Cut(args[1], ":")
 		if !ok {
@@ -315,17 +343,40 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		args = args[2:]
 	}
 	if len(args) < 2 || len(args) > 3 {
-		ts.Fatalf("usage: http [-H 'Name: value']... METHOD PATH [BODY]")
+		ts.Fatalf("usage: http [-scrub] [-H 'Name: value']... [-wait STATUS] METHOD PATH [BODY]")
 	}
-	addr := ts.Getenv("ADDR")
-	if addr == "" {
-		ts.Fatalf("http: $ADDR is not set (serve-bg first)")
+	url := args[1]
+	if !strings.HasPrefix(url, "http://") {
+		addr := ts.Getenv("ADDR")
+		if addr == "" {
+			ts.Fatalf("http: $ADDR is not set (serve-bg first)")
+		}
+		url = "http://" + addr + url
 	}
+	deadline := time.Now().Add(reloadWait)
+	for {
+		status, out := doHTTP(ts, header, scrub, args[0], url, args[2:])
+		if wait == 0 || status == wait {
+			ts.Stdout().Write(out)
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("http: %s %s still answers %d after %v, want %d", args[0], url, status, reloadWait, wait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// reloadWait is how long http -wait keeps asking.
+const reloadWait = 15 * time.Second
+
+// doHTTP sends one request and returns its status and what http prints.
+func doHTTP(ts *testscript.TestScript, header http.Header, scrub bool, method, url string, bodyArg []string) (int, []byte) {
 	var body io.Reader
-	if len(args) == 3 {
-		body = strings.NewReader(args[2])
+	if len(bodyArg) == 1 {
+		body = strings.NewReader(bodyArg[0])
 	}
-	req, err := http.NewRequest(args[0], "http://"+addr+args[1], body)
+	req, err := http.NewRequest(method, url, body)
 	ts.Check(err)
 	for k, v := range header {
 		req.Header[k] = v
@@ -351,12 +402,12 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		ts.Fatalf("http: reading the body: %v", err)
 	}
-	w := ts.Stdout()
-	fmt.Fprintf(w, "%d\n", resp.StatusCode)
+	var w bytes.Buffer
+	fmt.Fprintf(&w, "%d\n", resp.StatusCode)
 	for _, name := range []string{"Allow", "Content-Type", "Retry-After", "Access-Control-Allow-Origin",
 		"Access-Control-Allow-Methods", "Access-Control-Allow-Headers"} {
 		for _, v := range resp.Header.Values(name) {
-			fmt.Fprintf(w, "%s: %s\n", name, v)
+			fmt.Fprintf(&w, "%s: %s\n", name, v)
 		}
 	}
 	if scrub && len(b) > 0 {
@@ -372,7 +423,35 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	w.Write(b)
 	if len(b) > 0 && b[len(b)-1] != '\n' {
-		fmt.Fprintln(w)
+		fmt.Fprintln(&w)
+	}
+	return resp.StatusCode, w.Bytes()
+}
+
+// jsonl FILE checks that every line of FILE is a JSON object (a log
+// written with --log-format json).
+func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: jsonl FILE")
+	}
+	text := ts.ReadFile(args[0])
+	lines := 0
+	var bad string
+	for i, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			bad = fmt.Sprintf("line %d is not a JSON object: %v\n%s", i+1, err, line)
+			break
+		}
+		lines++
+	}
+	switch {
+	case neg && bad == "":
+		ts.Fatalf("jsonl: every line of %s is JSON", args[0])
+	case !neg && bad != "":
+		ts.Fatalf("jsonl: %s", bad)
+	case !neg && lines == 0:
+		ts.Fatalf("jsonl: %s is empty", args[0])
 	}
 }
 

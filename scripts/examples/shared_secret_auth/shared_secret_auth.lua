@@ -13,7 +13,8 @@
 --      "identifier": {"type": "m.id.user", "user": "alice"}, "token": "<hex>"}
 --
 -- Config (the upstream module's keys and defaults):
---   shared_secret: the secret (required)
+--   shared_secret: the secret (required); keep it out of the config with
+--     `shared_secret: !file shared_secret.txt` or `${SHARED_SECRET}`
 --   com_devture_shared_secret_auth_support_enabled: accept the
 --     com.devture.shared_secret_auth login type (default true). Bridges doing
 --     double puppeting over m.login.password often turn it off, as some
