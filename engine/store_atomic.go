@@ -277,11 +277,7 @@ func (ms *moduleStore) installAtomic(L *lua.LState, t *lua.LTable) {
 		return 0
 	})
 
-	chunk, err := L.LoadString(storeHelperSrc)
-	if err != nil {
-		panic("luahost: store helper: " + err.Error())
-	}
-	L.Push(chunk)
+	L.Push(sandbox.Helper(L, "store", storeHelperSrc))
 	args := []lua.LValue{get, cas, read, commit, backoff, raise, del, lua.LNumber(storeMaxAttempts.Load()), t}
 	for _, v := range args {
 		L.Push(v)

@@ -550,6 +550,11 @@ var (
 	helpers   = map[string]*lua.FunctionProto{}
 )
 
+// Helper returns a function of L running a helper chunk of the engine's
+// own, compiled once per process under name (src must be the same for a
+// name).
+func Helper(L *lua.LState, name, src string) *lua.LFunction { return helper(L, name, src) }
+
 // helper returns a function of L running the named helper chunk.
 func helper(L *lua.LState, name, src string) *lua.LFunction {
 	helpersMu.Lock()
