@@ -352,13 +352,19 @@ func runHost(hc *sandbox.HostCall, ctx context.Context) (res sandbox.Result, err
 // loopCtx is the context worker coroutines run under: the VM checks it at
 // every instruction, and the watchdog cancels it to interrupt the step
 // that runs past its deadline (or, with a reason, for memory).
+//
+// gopher-lua selects on Done() at every instruction: Done is nil (a
+// receive on a nil channel in a select with default costs next to
+// nothing) until the context is cancelled, then a closed channel. Unlike
+// an ordinary context, successive calls to Done may differ: only the VM's
+// per-instruction check and Err rely on it.
 type loopCtx struct {
-	done   chan struct{}
+	closed atomic.Pointer[chan struct{}]
 	once   sync.Once
 	reason atomic.Pointer[error]
 }
 
-func newLoopCtx() *loopCtx { return &loopCtx{done: make(chan struct{})} }
+func newLoopCtx() *loopCtx { return &loopCtx{} }
 
 // cancel interrupts with reason (nil: the deadline).
 func (c *loopCtx) cancel(reason error) {
@@ -366,22 +372,27 @@ func (c *loopCtx) cancel(reason error) {
 		if reason != nil {
 			c.reason.Store(&reason)
 		}
-		close(c.done)
+		ch := make(chan struct{})
+		close(ch)
+		c.closed.Store(&ch)
 	})
 }
 func (c *loopCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *loopCtx) Done() <-chan struct{}       { return c.done }
-func (c *loopCtx) Value(any) any               { return nil }
+func (c *loopCtx) Done() <-chan struct{} {
+	if ch := c.closed.Load(); ch != nil {
+		return *ch
+	}
+	return nil
+}
+func (c *loopCtx) Value(any) any { return nil }
 func (c *loopCtx) Err() error {
-	select {
-	case <-c.done:
-		if r := c.reason.Load(); r != nil {
-			return *r
-		}
-		return context.DeadlineExceeded
-	default:
+	if c.closed.Load() == nil {
 		return nil
 	}
+	if r := c.reason.Load(); r != nil {
+		return *r
+	}
+	return context.DeadlineExceeded
 }
 
 // hostCtx bounds a call's host work by its deadline. Most host calls
