@@ -412,3 +412,8 @@ func BenchmarkStore(b *testing.B) {
 		return s
 	})
 }
+
+func TestRedisLeaser(t *testing.T) {
+	url := redisURL(t)
+	storagetest.RunLeaser(t, func(t *testing.T) storage.Store { return openTestRedis(t, url) })
+}
