@@ -42,7 +42,10 @@ type Config struct {
 	Email         *EmailConfig
 	PublicBaseURL string
 	InstanceName  string
-	Modules       []ModuleConfig
+	// Background says which instance runs background tasks
+	// (run_background_tasks_on:, background_lease:; config_instances.go).
+	Background BackgroundConfig
+	Modules    []ModuleConfig
 	// AdminListen is where luahost serve answers /metrics, /health,
 	// /ready and /status; empty (the default) serves none.
 	AdminListen string
@@ -148,7 +151,8 @@ func LoadConfig(file string) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "memory_limit", "modules", "email", "public_baseurl", "instance_name"}
+var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "memory_limit", "modules", "email", "public_baseurl", "instance_name",
+	"run_background_tasks_on", "background_lease"}
 var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout"}
 
 // ParseConfig parses config text; file names it in errors. All problems
@@ -243,6 +247,8 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 			})
 		case "email", "public_baseurl", "instance_name":
 			parseModAPIKey(cfg, k.Value, v, fail)
+		case "run_background_tasks_on", "background_lease":
+			parseInstancesKey(cfg, k.Value, v, fail)
 		case "modules":
 			seenModules = true
 			if v.Kind != yaml.SequenceNode {
@@ -264,6 +270,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 	if cfg.Storage.Backend == "redis" && cfg.Storage.URL == "" {
 		fail(root, "storage: backend redis needs url: redis://HOST:PORT/DB")
 	}
+	checkInstances(cfg, fail)
 	if !seenModules {
 		fail(root, "no modules: list (add `modules:` with entries like `- module: spam.lua`)")
 	}

@@ -109,6 +109,9 @@ type Engine struct {
 	// scriptDir is the folder e.fsys reads when the engine chose it
 	// (os.DirFS of the config's folder); "" for an embedder's Options.FS.
 	scriptDir string
+	// bg says whether this instance runs background tasks (background.go);
+	// fixed at New too.
+	bg *background
 
 	snap atomic.Pointer[snapshot]
 	// view is what Status and Ready read without e.mu (a reload holds it
@@ -265,6 +268,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		if _, err := e.openStore(); err != nil {
 			return nil, e.redactErr(fmt.Errorf("storage: %w", err))
 		}
+	}
+	if err := e.startBackground(cfg); err != nil {
+		if e.ownStore && e.store != nil {
+			e.store.Close()
+		}
+		return nil, err
 	}
 	gens, errs := e.loadAll(ctx, cfg.Modules)
 	gens, cerrs := e.checkConflicts(gens, nil)
@@ -474,6 +483,9 @@ func (e *Engine) Close() error {
 	wg.Wait()
 	e.gens = nil
 	e.updateView()
+	// Released only now: the background calls in flight finished above,
+	// still holding the lease.
+	e.bg.close(e)
 	e.storeMu.Lock()
 	defer e.storeMu.Unlock()
 	e.storeClosed = true

@@ -27,6 +27,14 @@ import (
 // file and line, and a loop goes on. Everything stops when the module
 // generation is retired (reload or shutdown): a background call waiting
 // in a host call (a sleep, a lookup) is cancelled there.
+//
+// Each takes an options table last (Synapse's keyword arguments:
+// run_on_all_instances, desc; see backgroundOptions). With several luahost
+// instances (background.go), a looping call, and a delayed call or
+// background process that a constructor starts, run only on the instance
+// that runs background tasks, unless run_on_all_instances says otherwise:
+// every instance's constructor starts the same ones. One a callback starts
+// later runs on the instance that started it, as that callback did.
 
 // installTimers adds the background functions to a module's api table.
 // in.rt is set before any Lua runs.
@@ -36,8 +44,20 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 	// fire runs fn(args...) on the instance and logs a failure. The call
 	// is cancelled when the runtime closes (quit), so a long background
 	// call parked in a host call does not hold up a reload.
-	fire := func(quit <-chan struct{}, what, desc string, fn *lua.LFunction, args []lua.LValue) {
-		ctx, cancel := context.WithCancel(context.Background())
+	//
+	// Unless o.allInstances, the call runs only while this instance runs
+	// background tasks, and under a context that ends as soon as it may
+	// stop doing so: the fence that keeps a task from running on two
+	// instances at once.
+	fire := func(quit <-chan struct{}, what string, o bgOptions, fn *lua.LFunction, args []lua.LValue) {
+		parent := context.Background()
+		if !o.allInstances {
+			var ok bool
+			if parent, ok = e.bg.may(); !ok {
+				return
+			}
+		}
+		ctx, cancel := context.WithCancel(parent)
 		defer cancel()
 		done := make(chan struct{})
 		defer close(done)
@@ -64,20 +84,24 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 			return // stopped with the generation: not a failure of the script
 		default:
 		}
-		if desc != "" {
-			e.logScriptError(what+" "+desc+" failed", err)
-		} else {
-			e.logScriptError(what+" failed", err)
+		if o.desc != "" {
+			what += " " + o.desc
 		}
+		if parent.Err() != nil {
+			e.log.Warn(what+" interrupted: this instance lost the background lease", "module", g.cfg.Name)
+			return
+		}
+		e.logScriptError(what+" failed", err)
 	}
+	e.installBackground(L, t)
 	handle := func(L *lua.LState, cancel func()) *lua.LTable {
 		h := L.NewTable()
 		h.RawSetString("stop", L.NewFunction(func(L *lua.LState) int { cancel(); return 0 }))
 		return h
 	}
-	restArgs := func(L *lua.LState, from int) []lua.LValue {
+	restArgs := func(L *lua.LState, from, to int) []lua.LValue {
 		var args []lua.LValue
-		for i := from; i <= L.GetTop(); i++ {
+		for i := from; i <= to; i++ {
 			args = append(args, L.Get(i))
 		}
 		return args
@@ -104,7 +128,8 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		if every < time.Millisecond {
 			L.ArgError(2, "the interval must be at least 1 ms")
 		}
-		args := restArgs(L, 3)
+		o, last := backgroundOptions(L, 3)
+		args := restArgs(L, 3, last)
 		cancel := make(chan struct{})
 		var once sync.Once
 		start(func(quit <-chan struct{}) {
@@ -117,7 +142,7 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 				case <-cancel:
 					return
 				case <-tick.C:
-					fire(quit, "looping_background_call", "", fn, args)
+					fire(quit, "looping_background_call", o, fn, args)
 				}
 			}
 		})
@@ -128,7 +153,9 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 	t.RawSetString("delayed_background_call", L.NewFunction(sandbox.MethodTolerant(t, func(L *lua.LState) int {
 		after := msec(L, 1)
 		fn := L.CheckFunction(2)
-		args := restArgs(L, 3)
+		o, last := backgroundOptions(L, 3)
+		args := restArgs(L, 3, last)
+		o.allInstances = o.allInstances || !api.Registering()
 		cancel := make(chan struct{})
 		var once sync.Once
 		start(func(quit <-chan struct{}) {
@@ -138,7 +165,7 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 			case <-quit:
 			case <-cancel:
 			case <-t.C:
-				fire(quit, "delayed_background_call", "", fn, args)
+				fire(quit, "delayed_background_call", o, fn, args)
 			}
 		})
 		L.Push(handle(L, func() { once.Do(func() { close(cancel) }) }))
@@ -148,9 +175,14 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 	t.RawSetString("run_as_background_process", L.NewFunction(sandbox.MethodTolerant(t, func(L *lua.LState) int {
 		desc := L.CheckString(1)
 		fn := L.CheckFunction(2)
-		args := restArgs(L, 3)
+		o, last := backgroundOptions(L, 3)
+		args := restArgs(L, 3, last)
+		o.allInstances = o.allInstances || !api.Registering()
+		if o.desc == "" {
+			o.desc = desc
+		}
 		start(func(quit <-chan struct{}) {
-			fire(quit, "run_as_background_process", desc, fn, args)
+			fire(quit, "run_as_background_process", o, fn, args)
 		})
 		return 0
 	})))
