@@ -250,6 +250,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	admin := fs.String("admin", "", "address of the admin listener for /metrics, /health, /ready and /status (default: the config's admin_listen:, else none)")
 	var devUsers multiFlag
 	fs.Var(&devUsers, "dev-user", "create this user in the in-memory homeserver and print an access token (repeatable; @name:server or a localpart)")
+	instance := fs.String("instance", "", "this instance's name among several (overrides the config's instance_name; api.worker_name)")
 	noWatch := fs.Bool("no-watch", false, "do not reload when the config or a module file changes (SIGHUP still reloads)")
 	var devAdmins multiFlag
 	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
@@ -282,6 +283,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	cfg, err := engine.LoadConfig(o.config)
 	if err != nil {
 		return fail(err)
+	}
+	if *instance != "" {
+		cfg.InstanceName = *instance
 	}
 	addr, adminAddr := *listen, *admin
 	if addr == "" {
