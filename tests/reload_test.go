@@ -93,11 +93,19 @@ var reloadServingRe = regexp.MustCompile(`serving \d+ module\(s\) on (http://\S+
 // luahost.yaml; it returns once the server printed its address.
 func startReloadServer(t *testing.T, files map[string]string, flags ...string) *reloadServer {
 	t.Helper()
-	bin := luahostBinary(t)
-	s := &reloadServer{t: t, dir: t.TempDir(), done: make(chan struct{})}
+	s := &reloadServer{t: t, dir: t.TempDir()}
 	for name, src := range files {
 		s.write(name, src)
 	}
+	return serveDir(t, s.dir, flags...)
+}
+
+// serveDir serves dir's luahost.yaml (several servers may serve one
+// folder); it returns once the server printed its address.
+func serveDir(t *testing.T, dir string, flags ...string) *reloadServer {
+	t.Helper()
+	bin := luahostBinary(t)
+	s := &reloadServer{t: t, dir: dir, done: make(chan struct{})}
 	args := append([]string{"serve", "-c", filepath.Join(s.dir, "luahost.yaml"), "--listen", "127.0.0.1:0"}, flags...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = s.dir
