@@ -46,7 +46,7 @@ func backgroundLeaseName(serverName string) string { return "background:" + serv
 func (e *Engine) startBackground(cfg *Config) error {
 	b := &background{runOn: cfg.Background.RunOn, instance: cfg.InstanceName}
 	if b.instance != "" && !validName.MatchString(b.instance) {
-		return &ConfigError{File: cfg.File, Msg: fmt.Sprintf("instance name %q may only contain letters, digits, '_', '-' and '.'", b.instance)}
+		return &ConfigError{File: cfg.File, Msg: fmt.Sprintf("instance name %q (instance_name, or luahost serve --instance) may only contain letters, digits, '_', '-' and '.'", b.instance)}
 	}
 	if b.instance == RunOnAny && b.runOn != "" {
 		return &ConfigError{File: cfg.File, Msg: fmt.Sprintf("instance name %q is reserved: run_background_tasks_on: %s elects an instance; name this instance otherwise", RunOnAny, RunOnAny)}
