@@ -49,7 +49,9 @@ func buildRealEnv() (lint.Env, error) {
 	if err != nil {
 		return env, err
 	}
-	cfg, err := engine.ParseConfig([]byte("server_name: example.org\nstorage:\n  backend: memory\nmodules:\n  - module: probe.lua\n"), "probe.yaml")
+	// instance_name: so that api.worker_name, nil on an unnamed instance,
+	// is seen as the member it is.
+	cfg, err := engine.ParseConfig([]byte("server_name: example.org\ninstance_name: probe\nstorage:\n  backend: memory\nmodules:\n  - module: probe.lua\n"), "probe.yaml")
 	if err != nil {
 		return env, err
 	}
