@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -135,7 +137,7 @@ modules:
 	}
 	servers := map[string]*reloadServer{}
 	start := func(name string) {
-		servers[name] = serveDir(t, dir, "--instance", name, "--no-watch")
+		servers[name] = serveDir(t, dir, "--instance", name, "--no-watch", "--admin", "127.0.0.1:0")
 	}
 	for _, name := range []string{"a", "b", "c"} {
 		start(name)
@@ -191,6 +193,24 @@ modules:
 	if !holderLog.MatchString(servers[second].log()) {
 		t.Errorf("the new holder %s did not log that it holds the lease:\n%s", second, servers[second].log())
 	}
+	// /status and `luahost status` on each living instance name the new holder.
+	for name, s := range servers {
+		if name == first {
+			continue
+		}
+		waitStatus(t, s, name, second)
+		out, err := exec.Command(luahostBinary(t), "status", "--admin", s.admin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("luahost status: %v\n%s", err, out)
+		}
+		want := "background tasks: run on " + second + ", which holds the lease"
+		if name == second {
+			want = "background tasks: run here: this instance holds the lease until "
+		}
+		if !strings.Contains(string(out), "instance: "+name+"\n") || !strings.Contains(string(out), want) {
+			t.Errorf("luahost status of %s: no %q in:\n%s", name, want, out)
+		}
+	}
 
 	// Restart the killed instance: it waits, and nothing runs twice.
 	start(first)
@@ -244,6 +264,42 @@ modules:
 		t.Errorf("instances in the order they ran: %v; want %v", order, want)
 	}
 	t.Logf("%d runs: %s", len(rs), summary(rs))
+}
+
+// waitStatus polls s's /status until it reports instance name, with holder holding the
+// lease (a waiting instance learns of a new holder at its next attempt).
+func waitStatus(t *testing.T, s *reloadServer, name, holder string) {
+	t.Helper()
+	var doc struct {
+		Background struct {
+			Instance   string
+			RunOn      string `json:"run_background_tasks_on"`
+			Running    bool
+			Holder     string
+			LeaseUntil *time.Time `json:"lease_until"`
+		}
+	}
+	deadline := time.Now().Add(instancesLease)
+	for {
+		resp, err := http.Get(s.admin + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := doc.Background
+		if b.Instance == name && b.RunOn == "any" && b.Holder == holder && b.Running == (name == holder) &&
+			(b.LeaseUntil != nil) == (name == holder) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status of %s: background = %+v; want instance %s, run_background_tasks_on any, holder %s", name, b, name, holder)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // summary shows runs as instance×count in order: "a×20 b×31 c×10".

@@ -62,12 +62,14 @@ func luahostBinary(t *testing.T) string {
 
 // reloadServer is one `luahost serve` process over a temp folder.
 type reloadServer struct {
-	t    *testing.T
-	dir  string
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
+	t   *testing.T
+	dir string
+	cmd *exec.Cmd
+	url string
+	// admin is the admin listener's URL, with --admin ("" without).
+	admin string
+	done  chan struct{} // closed when the process has exited
+	err   error         // Wait's result, valid after done
 
 	mu     sync.Mutex
 	stderr bytes.Buffer
@@ -87,7 +89,10 @@ func (s *reloadServer) log() string {
 	return s.stderr.String()
 }
 
-var reloadServingRe = regexp.MustCompile(`serving \d+ module\(s\) on (http://\S+)`)
+var (
+	reloadServingRe = regexp.MustCompile(`serving \d+ module\(s\) on (http://\S+)`)
+	reloadAdminRe   = regexp.MustCompile(`luahost: admin on (http://\S+)`)
+)
 
 // startReloadServer writes files into a new temp folder and serves its
 // luahost.yaml; it returns once the server printed its address.
@@ -123,6 +128,9 @@ func serveDir(t *testing.T, dir string, flags ...string) *reloadServer {
 		defer close(drained)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if m := reloadAdminRe.FindStringSubmatch(sc.Text()); m != nil {
+				s.admin = m[1] // printed before the serving line, read after it
+			}
 			if m := reloadServingRe.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}

@@ -34,13 +34,28 @@ const readyTimeout = 2 * time.Second
 
 // statusDoc is /status's JSON.
 type statusDoc struct {
-	Luahost     buildVersion   `json:"luahost"`
-	Config      string         `json:"config"`
-	Started     time.Time      `json:"started"`
-	Ready       bool           `json:"ready"`
-	NotReady    string         `json:"not_ready,omitempty"`
-	ConfigError string         `json:"config_error,omitempty"`
-	Modules     []moduleStatus `json:"modules"`
+	Luahost     buildVersion `json:"luahost"`
+	Config      string       `json:"config"`
+	Started     time.Time    `json:"started"`
+	Ready       bool         `json:"ready"`
+	NotReady    string       `json:"not_ready,omitempty"`
+	ConfigError string       `json:"config_error,omitempty"`
+	// Background says which instance runs background tasks
+	// (docs/instances.md).
+	Background backgroundStatus `json:"background"`
+	Modules    []moduleStatus   `json:"modules"`
+}
+
+type backgroundStatus struct {
+	Instance string `json:"instance,omitempty"`
+	RunOn    string `json:"run_background_tasks_on,omitempty"`
+	// Running: this instance runs background tasks now.
+	Running bool `json:"running"`
+	// With run_background_tasks_on: any, the lease's holder as this
+	// instance last heard it, this instance's hold, the store's error.
+	Holder     string     `json:"holder,omitempty"`
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	LeaseError string     `json:"lease_error,omitempty"`
 }
 
 type moduleStatus struct {
@@ -86,6 +101,14 @@ func adminHandler(eng *engine.Engine, reg prometheus.Gatherer, configFile string
 		}
 		if err := eng.ConfigReloadError(); err != nil {
 			doc.ConfigError = err.Error()
+		}
+		bg := eng.Background()
+		doc.Background = backgroundStatus{Instance: bg.Instance, RunOn: bg.RunOn, Running: bg.Running, Holder: bg.Holder}
+		if !bg.LeaseUntil.IsZero() {
+			doc.Background.LeaseUntil = &bg.LeaseUntil
+		}
+		if bg.LeaseError != nil {
+			doc.Background.LeaseError = bg.LeaseError.Error()
 		}
 		for _, st := range eng.Status() {
 			m := moduleStatus{Name: st.Name, File: st.File, Serving: st.Serving, Generation: st.Generation,
@@ -199,6 +222,13 @@ func printStatus(w io.Writer, doc statusDoc, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "ready:   NO: %s\n", doc.NotReady)
 	}
+	if doc.Background.Instance != "" {
+		fmt.Fprintf(w, "instance: %s\n", doc.Background.Instance)
+	}
+	fmt.Fprintf(w, "background tasks: %s\n", backgroundLine(doc.Background))
+	if doc.Background.LeaseError != "" {
+		fmt.Fprintf(w, "  lease store error: %s\n", doc.Background.LeaseError)
+	}
 	if doc.ConfigError != "" {
 		fmt.Fprintf(w, "config error (the running config keeps serving):\n  %s\n", strings.ReplaceAll(doc.ConfigError, "\n", "\n  "))
 	}
@@ -238,6 +268,28 @@ func printStatus(w io.Writer, doc statusDoc, now time.Time) {
 			}
 			fmt.Fprintf(w, "    memory restart%s: %s\n", at, m.MemoryRestart)
 		}
+	}
+}
+
+// backgroundLine says where background tasks run, for printStatus.
+func backgroundLine(b backgroundStatus) string {
+	switch {
+	case b.RunOn == "":
+		return "run here (run_background_tasks_on is not set: every instance runs them)"
+	case b.RunOn != engine.RunOnAny && b.Running:
+		return "run here (run_background_tasks_on: " + b.RunOn + ")"
+	case b.RunOn != engine.RunOnAny:
+		return "run on " + b.RunOn + ", not here (run_background_tasks_on: " + b.RunOn + ")"
+	case b.Running:
+		until := ""
+		if b.LeaseUntil != nil {
+			until = " until " + b.LeaseUntil.Format(time.RFC3339) + " unless renewed"
+		}
+		return "run here: this instance holds the lease" + until
+	case b.Holder != "":
+		return "run on " + b.Holder + ", which holds the lease"
+	default:
+		return "run nowhere yet: no instance holds the lease"
 	}
 }
 
