@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/luahost/luahost/engine/internal/lease"
 	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/engine/storage/storagetest"
 )
@@ -416,4 +419,42 @@ func BenchmarkStore(b *testing.B) {
 func TestRedisLeaser(t *testing.T) {
 	url := redisURL(t)
 	storagetest.RunLeaser(t, func(t *testing.T) storage.Store { return openTestRedis(t, url) })
+}
+
+// The fence a background run checks is a local timestamp, not a round trip: Holding against
+// the Lease call a per-run check in Redis would cost, in the same run.
+//
+//	go test -run '^$' -bench LeaseFence ./engine/storage/redis/  (with LUAHOST_TEST_REDIS_URL)
+func BenchmarkLeaseFence(b *testing.B) {
+	url := os.Getenv("LUAHOST_TEST_REDIS_URL")
+	if url == "" {
+		b.Skip("LUAHOST_TEST_REDIS_URL not set; run .ci/redis.sh start")
+	}
+	s, err := storage.Open(storage.Config{Backend: "redis", URL: url})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l := s.(storage.Leaser)
+	name := storagetest.Namespace(b, "fence")
+	el := lease.New(l, lease.Options{Name: name, Instance: "bench", TTL: time.Minute,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx := context.Background()
+	el.Step(ctx)
+	defer el.Resign(ctx)
+	if _, ok := el.Holding(); !ok {
+		b.Fatal("the elector does not hold the lease")
+	}
+	b.Run("Holding", func(b *testing.B) {
+		for b.Loop() {
+			el.Holding()
+		}
+	})
+	b.Run("Lease", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := l.Lease(ctx, name, el.ID(), time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
