@@ -338,9 +338,6 @@ func TestReloadServe(t *testing.T) {
 		t.Skip("builds luahost and runs `luahost serve` processes (about 15 s); skipped with -short")
 	}
 	luahostBinary(t)
-	if reloadBinDir != "" {
-		defer os.RemoveAll(reloadBinDir) // all subtests run before this returns
-	}
 
 	t.Run("save", func(t *testing.T) {
 		s := startReloadServer(t, reloadFiles())
