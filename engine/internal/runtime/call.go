@@ -52,7 +52,7 @@ type task struct {
 	r           *Runtime
 	ctx         context.Context // the caller's
 	deadline    int64           // unix nanoseconds
-	heapAtStart int64           // the heap when its step began (memory.go)
+	heapAtStart atomic.Int64    // the heap when its step began; the watchdog reads it (memory.go)
 	state       callState
 	err         error
 	sig         chan signal         // made (under the runtime's mu) when it queues
@@ -243,7 +243,7 @@ func (r *Runtime) begin(t *task) {
 		t.w.ctx = ctx
 	}
 	if r.maxMemory > 0 {
-		t.heapAtStart = heapNow.Load()
+		t.heapAtStart.Store(heapNow.Load())
 		if !r.dirty.Load() {
 			r.dirty.Store(true)
 		}

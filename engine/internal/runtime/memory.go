@@ -66,7 +66,7 @@ func (w *watchdog) checkMemory(now int64) {
 	over := cfg != nil && cfg.ProcessLimit > 0 && heap > cfg.ProcessLimit
 	for r := range w.rts {
 		t := r.cur.Load()
-		if t != nil && r.maxMemory > 0 && (over || heap-t.heapAtStart > r.maxMemory) {
+		if t != nil && r.maxMemory > 0 && (over || heap-t.heapAtStart.Load() > r.maxMemory) {
 			if c := r.ctxNow.Load(); c != nil {
 				c.cancel(ErrMemory)
 			}
