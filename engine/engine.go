@@ -36,6 +36,7 @@ import (
 
 	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/engine/storage"
+	"github.com/luahost/luahost/internal/clock"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -138,6 +139,9 @@ type Engine struct {
 	// closing (closed by Close) stops the wait.
 	retiring sync.WaitGroup
 	closing  chan struct{}
+	// fake is the clock `luahost test` runs modules on (clock.With on
+	// New's context); nil: real time.
+	fake *clock.Fake
 	// stopWatch ends the watcher Start began; watchDone reports its end.
 	stopWatch context.CancelFunc
 	watchDone <-chan error
@@ -239,7 +243,7 @@ func Start(ctx context.Context, configFile string, opts Options) (*Engine, error
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, fsys: opts.FS, opts: opts, obs: opts.Observer,
 		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, memEvents: map[string]loadFailure{},
-		closing: make(chan struct{}), generation: map[string]int{}}
+		closing: make(chan struct{}), generation: map[string]int{}, fake: clock.From(ctx)}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()

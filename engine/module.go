@@ -204,13 +204,18 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 	e.installHostFunctions(L, api, mc)
 	e.installTemplates(L, api.Table, g, i)
 	e.installTimers(L, api, g, inst, i)
+	env := &stdlib.Env{Module: mc.Name, Logger: e.log} // the log library adds module=
+	if e.fake != nil {
+		e.installFakeClock(L, api.Table)
+		env.Now = e.fake.Now
+	}
 	libs, err := e.libraries(L)
 	if err != nil {
 		L.Close()
 		return nil, &LoadError{Module: mc.Name, Err: err}
 	}
 	ld := &sandbox.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table, Libraries: libs,
-		Env: &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
+		Env: env,
 		OnFile: func(p string, src []byte) {
 			// Files required later, by a callback, are not part of what
 			// this generation was built from; instance 1 records.
