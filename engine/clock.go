@@ -12,7 +12,8 @@ import (
 )
 
 // `luahost test` runs modules on a fake clock (internal/clock), passed in
-// the context given to New so that embedders never see it. On it:
+// the context given to New (internal/testhooks) so that embedders never
+// see it. On it:
 //
 //   - api.sleep(s) returns at once and moves the clock s seconds forward
 //     (running the timers that fall due meanwhile), so a test of a

@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	. "github.com/luahost/luahost/engine"
 	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/internal/clock"
+	"github.com/luahost/luahost/internal/testhooks"
 )
 
 // On the fake clock `luahost test` uses, a module's sense of time follows
@@ -56,7 +59,7 @@ function M.new(config, api)
   }
 end
 return M`
-	ctx := clock.With(context.Background(), fake)
+	ctx := testhooks.With(context.Background(), &testhooks.Hooks{Clock: fake})
 	e, err := New(ctx, cfg, Options{FS: mapFS(map[string]string{"m.lua": src}), Logger: quiet, Store: store})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +126,7 @@ func TestFakeSleepPastTheDeadlineTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := "local M = {}\nfunction M.new(config, api)\n  api.register_spam_checker_callbacks{ check_event_for_spam = function(event)\n    api.sleep(1)\n    return api.NOT_SPAM\n  end }\nend\nreturn M\n"
-	e, err := New(clock.With(context.Background(), fake), cfg, Options{FS: mapFS(map[string]string{"m.lua": src}), Logger: quiet})
+	e, err := New(testhooks.With(context.Background(), &testhooks.Hooks{Clock: fake}), cfg, Options{FS: mapFS(map[string]string{"m.lua": src}), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +134,46 @@ func TestFakeSleepPastTheDeadlineTimesOut(t *testing.T) {
 	_, err = e.CheckEventForSpam(context.Background(), msg("@a:example.org", "x"))
 	if err == nil || !strings.Contains(err.Error(), "(m.lua:4)") || !strings.Contains(err.Error(), "timed out after 100ms") {
 		t.Fatalf("got %v, want a timeout at m.lua:4", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A test's transport answers api.http_client instead of the network (and
+// addresses the SSRF guard would refuse are the test's to answer).
+func TestHookedTransportAnswersHTTPClient(t *testing.T) {
+	var seen []string
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen = append(seen, r.Method+" "+r.URL.String())
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(`{"spam": true}`)), Request: r}, nil
+	})
+	cfg, err := ParseConfig([]byte("server_name: example.org\nmodules:\n  - module: m.lua\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `local M = {}
+function M.new(config, api)
+  api.register_spam_checker_callbacks{ check_event_for_spam = function(event)
+    local v = api.http_client.post_json_get_json("http://127.0.0.1:9/check", { body = event.content.body })
+    if v.spam then return api.Codes.FORBIDDEN end
+    return api.NOT_SPAM
+  end }
+end
+return M`
+	ctx := testhooks.With(context.Background(), &testhooks.Hooks{Transport: rt})
+	e, err := New(ctx, cfg, Options{FS: mapFS(map[string]string{"m.lua": src}), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	d, err := e.CheckEventForSpam(context.Background(), msg("@a:example.org", "buy"))
+	if err != nil || d.Errcode != "M_FORBIDDEN" {
+		t.Fatalf("got %+v, %v; want M_FORBIDDEN from the hooked answer", d, err)
+	}
+	if len(seen) != 1 || seen[0] != "POST http://127.0.0.1:9/check" {
+		t.Errorf("requests: %v", seen)
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/internal/clock"
+	"github.com/luahost/luahost/internal/testhooks"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -139,7 +140,7 @@ type Engine struct {
 	// closing (closed by Close) stops the wait.
 	retiring sync.WaitGroup
 	closing  chan struct{}
-	// fake is the clock `luahost test` runs modules on (clock.With on
+	// fake is the clock `luahost test` runs modules on (testhooks on
 	// New's context); nil: real time.
 	fake *clock.Fake
 	// stopWatch ends the watcher Start began; watchDone reports its end.
@@ -243,7 +244,7 @@ func Start(ctx context.Context, configFile string, opts Options) (*Engine, error
 func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, cfgFile: cfg.File, host: opts.Host, fsys: opts.FS, opts: opts, obs: opts.Observer,
 		lastErr: map[string]loadFailure{}, failedFiles: map[string]map[string][]byte{}, memEvents: map[string]loadFailure{},
-		closing: make(chan struct{}), generation: map[string]int{}, fake: clock.From(ctx)}
+		closing: make(chan struct{}), generation: map[string]int{}}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -265,6 +266,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		e.scriptDir = cfg.Dir
 	}
 	e.httpClient = newHTTPClient(httpPolicy(cfg.HTTPClient.IPRangeAllowlist, e.log))
+	if h := testhooks.From(ctx); h != nil {
+		e.fake = h.Clock
+		if h.Transport != nil {
+			e.httpClient = &http.Client{Transport: h.Transport, CheckRedirect: e.httpClient.CheckRedirect}
+		}
+	}
 	e.store = opts.Store
 	if e.store == nil && cfg.Storage.Backend != "" {
 		// A backend the admin chose is opened now, so a wrong Redis URL

@@ -1,8 +1,8 @@
 // Package clock is the fake time `luahost test` runs modules on: a clock
 // that stands still until the test moves it, and runs the timers that
 // fall due as it moves. The engine takes one from the context given to
-// engine.New (With), so embedders never see it; without one the engine
-// uses real time and this package plays no part.
+// engine.New (package testhooks), so embedders never see it; without one
+// the engine uses real time and this package plays no part.
 //
 // What follows the fake clock in the engine: api.sleep (which moves the
 // clock itself, see the engine), api.looping_background_call and
@@ -12,7 +12,6 @@
 package clock
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"sync"
@@ -128,17 +127,4 @@ func (f *Fake) Pending() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.pending)
-}
-
-type ctxKey struct{}
-
-// With returns ctx carrying f: an engine.New given it runs on f.
-func With(ctx context.Context, f *Fake) context.Context {
-	return context.WithValue(ctx, ctxKey{}, f)
-}
-
-// From returns the fake clock ctx carries, or nil.
-func From(ctx context.Context) *Fake {
-	f, _ := ctx.Value(ctxKey{}).(*Fake)
-	return f
 }

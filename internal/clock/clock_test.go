@@ -1,7 +1,6 @@
 package clock
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -81,15 +80,5 @@ func TestRunawayLoopStops(t *testing.T) {
 	f.AfterFunc(time.Millisecond, tick)
 	if err := f.Advance(24 * time.Hour); !errors.Is(err, ErrTooManyRuns) {
 		t.Fatalf("Advance of a day over a 1 ms loop: %v, want ErrTooManyRuns", err)
-	}
-}
-
-func TestContext(t *testing.T) {
-	if From(context.Background()) != nil {
-		t.Fatal("a plain context carries a clock")
-	}
-	f := NewFake(start)
-	if From(With(context.Background(), f)) != f {
-		t.Fatal("With/From lost the clock")
 	}
 }
