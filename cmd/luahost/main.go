@@ -198,8 +198,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 func cmdCall(args []string, stdout, stderr io.Writer) int {
 	var o opts
 	fs := newFlags("call", &o, "warn")
+	var cf callFlags
+	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: luahost call -c CONFIG CALLBACK [ARG_JSON ...]\n\nInvokes a callback across the modules and prints the combined answer as JSON.\nThe scripts' warnings and errors are shown; --log-level info or debug shows print() and log.info/log.debug too.")
+		fmt.Fprintln(fs.Output(), "usage: luahost call -c CONFIG [--fixture FILE] [--store memory|config] CALLBACK [ARG_JSON ...]\n\nInvokes a callback across the modules and prints the combined answer as JSON.\nThe scripts' warnings and errors are shown; --log-level info or debug shows print() and log.info/log.debug too.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -215,24 +217,20 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctx := context.Background()
-	eng, _, err := load(ctx, o, log, false)
+	raw, err := callArgs(fs.Args()[1:])
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	defer eng.Close()
-	raw := make([]json.RawMessage, 0, fs.NArg()-1)
-	for i, a := range fs.Args()[1:] {
-		if !json.Valid([]byte(a)) {
-			fmt.Fprintf(stderr, "error: argument %d is not valid JSON: %s\n", i+1, a)
-			return 1
-		}
-		raw = append(raw, json.RawMessage(a))
+	eng, closeAll, err := loadForCall(ctx, o, cf, log)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
 	}
+	defer closeAll()
 	res, err := invoke.Call(ctx, eng, fs.Arg(0), raw)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return callExit(stderr, err)
 	}
 	out, err := json.Marshal(res)
 	if err != nil {
