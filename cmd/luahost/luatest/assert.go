@@ -271,4 +271,3 @@ func renderTo(L *lua.LState, b *strings.Builder, v lua.LValue, depth int, seen m
 		b.WriteString(v.String())
 	}
 }
-

@@ -41,7 +41,7 @@ const DefaultTimeout = time.Minute
 type Result struct {
 	File    string  `json:"file"`
 	Name    string  `json:"test"`
-	Status  string  `json:"status"` // "pass", "fail" or "skip"
+	Status  string  `json:"status"`  // "pass", "fail" or "skip"
 	Elapsed float64 `json:"elapsed"` // seconds
 	// Error is the failure (or the skip reason), with Line the test
 	// file's line it points at (0 when unknown).
