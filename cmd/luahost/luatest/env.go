@@ -95,6 +95,10 @@ func (te *testEnv) engine() (*engine.Engine, error) {
 	eng, err := engine.New(ctx, te.cfg, engine.Options{Host: host, Store: te.store,
 		Logger: slog.New(te.logs), HostHonoursContext: true})
 	if err != nil {
+		var les engine.LoadErrors
+		if errors.As(err, &les) && len(les) == 1 {
+			err = les[0] // one module: its error says it all
+		}
 		te.loadErr = err
 		return nil, err
 	}
@@ -178,6 +182,10 @@ func (ls *loadSpec) inlineConfig(dir string) (*engine.Config, error) {
 		return nil, err
 	}
 	cfg.Dir = dir
+	// Lines of the YAML made here would point at nothing the user wrote.
+	for i := range cfg.Modules {
+		cfg.Modules[i].Line, cfg.Modules[i].ConfigLine = 0, 0
+	}
 	return cfg, nil
 }
 
