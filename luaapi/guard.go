@@ -32,6 +32,7 @@ func GuardMembers(L *lua.LState, t *lua.LTable, path, what string) {
 		}
 	}
 	mt := L.NewTable()
+	mt.RawSetString(sandbox.GuardMarker, lua.LTrue)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		key, ok := L.Get(2).(lua.LString)
 		if !ok || nilable[string(key)] {

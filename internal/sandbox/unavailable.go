@@ -37,6 +37,17 @@ var RemovedOS = map[string]string{
 	"setlocale": " (the locale belongs to the server)",
 }
 
+// GuardMarker is a field of the metatables that make reading a missing
+// key raise (here, and luaapi.GuardMembers): such a table's own keys are
+// all it answers to, so a linter may list them as its members.
+const GuardMarker = "__luahost_guard"
+
+// IsGuard reports whether mt is such a metatable.
+func IsGuard(mt lua.LValue) bool {
+	t, ok := mt.(*lua.LTable)
+	return ok && t.RawGetString(GuardMarker) == lua.LTrue
+}
+
 // guardRemoved installs the raising reads on the globals, os and string.
 func guardRemoved(L *lua.LState) {
 	raiseOn(L, L.G.Global, "", Removed)
@@ -50,6 +61,7 @@ func guardRemoved(L *lua.LState) {
 
 func raiseOn(L *lua.LState, t *lua.LTable, prefix string, removed map[string]string) {
 	mt := L.NewTable()
+	mt.RawSetString(GuardMarker, lua.LTrue)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		if key, ok := L.Get(2).(lua.LString); ok {
 			if hint, gone := removed[string(key)]; gone {
