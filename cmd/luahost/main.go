@@ -36,7 +36,7 @@ import (
 const usage = `usage: luahost <command> [flags]
 
 commands:
-  check   -c CONFIG                       load every module, list what each registered
+  check   -c CONFIG [--strict]            load and lint every module, list what each registered
   call    -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
   serve   -c CONFIG [--listen ADDR] [--admin ADDR]
                                           serve a Client-Server API and the modules' web resources
@@ -157,8 +157,9 @@ func printErr(stderr io.Writer, err error) {
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var o opts
 	fs := newFlags("check", &o, "warn")
+	strict := fs.Bool("strict", false, "treat lint warnings as errors (exit status 1)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: luahost check -c CONFIG\n\nLoads every module and lists what each registered; exits 1 if any fails.")
+		fmt.Fprintln(fs.Output(), "usage: luahost check -c CONFIG [--strict]\n\nLoads every module and lists what each registered; exits 1 if any fails.\nLints each module's script too: warnings with file:line, errors with --strict.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -171,7 +172,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	eng, _, err := load(ctx, o, log, true)
+	warnings := 0
 	if eng != nil {
+		warnings = lintModules(eng.Config(), stderr, *strict)
 		defer eng.Close()
 		err = loadFailures(eng)
 		for _, m := range eng.Status() {
@@ -193,6 +196,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		printErr(stderr, err)
+		return 1
+	}
+	if *strict && warnings > 0 {
 		return 1
 	}
 	return 0
