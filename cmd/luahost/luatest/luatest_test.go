@@ -3,13 +3,17 @@ package luatest
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	lua "github.com/yuin/gopher-lua"
 	"go.uber.org/goleak"
+
+	"github.com/luahost/luahost/internal/sandbox"
 )
 
 func TestMain(m *testing.M) {
@@ -108,5 +112,38 @@ func TestRunSelectsAndFindRecurses(t *testing.T) {
 	}
 	if _, err := Find([]string{"testdata/failing/mod.lua", "nonexistent"}); err == nil {
 		t.Error("Find of a missing path succeeded")
+	}
+}
+
+// stdlib/types/luahost_test.lua describes the test API for editors: it
+// must name every function a test file gets, and nothing else.
+func TestStubsDescribeTheAPI(t *testing.T) {
+	src, err := os.ReadFile("../../../stdlib/types/luahost_test.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubbed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^function t\.([a-z_.]+)\(`).FindAllStringSubmatch(string(src), -1) {
+		stubbed[m[1]] = true
+	}
+	fr := &fileRun{L: sandbox.NewState()}
+	defer fr.L.Close()
+	real := map[string]bool{}
+	fr.api().ForEach(func(k, v lua.LValue) {
+		if sub, ok := v.(*lua.LTable); ok {
+			sub.ForEach(func(k2, _ lua.LValue) { real[k.String()+"."+k2.String()] = true })
+			return
+		}
+		real[k.String()] = true
+	})
+	for name := range real {
+		if !stubbed[name] {
+			t.Errorf("t.%s has no stub in stdlib/types/luahost_test.lua", name)
+		}
+	}
+	for name := range stubbed {
+		if !real[name] {
+			t.Errorf("stdlib/types/luahost_test.lua stubs t.%s, which the test API does not have", name)
+		}
 	}
 }
