@@ -43,7 +43,8 @@ commands:
   status  --admin URL                     show what a running serve reports: modules, generations, errors
   health  --admin URL [--ready]           exit 0 when a running serve is healthy, 1 when not
   version                                 print the version and VCS revision (also --version)
-  test    [-v] [--run PATTERN] [paths...]   run the modules' *_test.lua files
+  test    [-v] [--run PATTERN] [paths...] run the modules' *_test.lua files
+  new     NAME [--category CAT] [--web]   write a new module with its config, test and editor set-up
 
 Every command takes --log-level debug|info|warn|error and --log-format text|json
 (defaults from $LUAHOST_LOG_LEVEL and $LUAHOST_LOG_FORMAT).
@@ -74,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdVersion(args[1:], stdout, stderr)
 	case "test":
 		return cmdTest(args[1:], stdout, stderr)
+	case "new":
+		return cmdNew(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

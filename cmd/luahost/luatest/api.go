@@ -306,11 +306,26 @@ func (fr *fileRun) apiSeed(L *lua.LState) int {
 func (fr *fileRun) apiCall(L *lua.LState) int {
 	te := fr.env("call")
 	name := L.CheckString(1)
+	cb, _ := luaapi.LookupCallback(name) // an unknown name is invoke.Run's to report
 	raw := make([]json.RawMessage, 0, L.GetTop()-1)
 	for i := 2; i <= L.GetTop(); i++ {
 		x, err := stdlib.FromLua(L, L.Get(i))
 		if err != nil {
 			fr.raise("t.call: argument %d: %v", i-1, err)
+		}
+		// An empty Lua table is both {} and []: give the argument the
+		// shape the callback takes.
+		if cb != nil && i-2 < len(cb.Args) {
+			switch cb.Args[i-2].Kind {
+			case luaapi.KindArray:
+				if m, ok := x.(map[string]any); ok && len(m) == 0 {
+					x = []any{}
+				}
+			case luaapi.KindTable, luaapi.KindOptTable, luaapi.KindState, luaapi.KindEvent:
+				if a, ok := x.([]any); ok && len(a) == 0 {
+					x = map[string]any{}
+				}
+			}
 		}
 		b, err := json.Marshal(x)
 		if err != nil {
