@@ -38,7 +38,7 @@ const usage = `usage: luahost <command> [flags]
 commands:
   check   -c CONFIG [--strict]            load and lint every module, list what each registered
   call    -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
-  serve   -c CONFIG [--listen ADDR] [--admin ADDR]
+  serve   -c CONFIG [--listen ADDR] [--admin ADDR] [--allow-partial]
                                           serve a Client-Server API and the modules' web resources
   status  --admin URL                     show what a running serve reports: modules, generations, errors
   health  --admin URL [--ready]           exit 0 when a running serve is healthy, 1 when not
@@ -265,6 +265,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	var devAdmins multiFlag
 	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
 	sharedSecret := fs.String("registration-shared-secret", "", "enable Synapse's shared-secret registration (/_synapse/admin/v1/register) with this secret")
+	allowPartial := fs.Bool("allow-partial", false, "serve the modules that load and report the others (fixing their files loads them); by default one failing module stops serve")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: luahost serve -c CONFIG [flags]\n\nServes the modules' web resources on an in-memory homeserver, reloading modules as their files change.")
 		fs.PrintDefaults()
@@ -310,7 +311,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	// Metrics are collected only when something can read them.
 	var reg *prometheus.Registry
 	var metrics *prommetrics.Metrics
-	eo := engine.Options{Logger: log}
+	eo := engine.Options{Logger: log, AllowPartial: *allowPartial}
 	if adminAddr != "" {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -325,6 +326,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if metrics != nil {
 		metrics.Attach(eng)
+	}
+	if !strings.EqualFold(o.log.format, "json") { // JSON logs have the engine's own records of it
+		reportPartial(eng, stderr, *noWatch)
 	}
 	return serve(ctx, eng, host, cfg, addr, adminAddr, reg, serveFlags{devUsers, devAdmins, *noWatch, *sharedSecret}, log, stdout, fail)
 }
