@@ -10,6 +10,7 @@ import (
 
 	"github.com/luahost/luahost/cmd/luahost/luatest"
 	"github.com/luahost/luahost/cmd/luahost/memhost"
+	"github.com/luahost/luahost/luaapi"
 )
 
 // docs/testing.md's examples run: each fenced block right after a line
@@ -77,4 +78,49 @@ func docFiles(t *testing.T, page string) map[string]string {
 		i = j
 	}
 	return files
+}
+
+// Every member of module_api, as luaapi lists it (the list the LuaLS stubs
+// and "did you mean" use, checked against the real table by the engine's
+// tests), is documented: each function other than the register_*
+// functions (one page per category) and api.store's (storage.md) has a
+// `### api.name` section in docs/module_api.md, and every other member is
+// named somewhere in docs/.
+func TestEveryAPIMemberIsDocumented(t *testing.T) {
+	page := filepath.Join(docsDir, "module_api.md")
+	text := readDoc(t, page)
+	var all strings.Builder
+	_ = filepath.WalkDir(docsDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
+			b, _ := os.ReadFile(path)
+			all.Write(b)
+		}
+		return err
+	})
+	for _, m := range luaapi.APIMembers() {
+		names := []string{m.Name}
+		if m.Kind == luaapi.MemberTable {
+			for _, sub := range m.Members {
+				names = append(names, m.Name+"."+sub.Name)
+			}
+		}
+		for i, name := range names {
+			isFn := m.Kind == luaapi.MemberFunction || (i > 0 && m.Members[i-1].Kind == luaapi.MemberFunction)
+			heading := regexp.MustCompile(`(?m)^### api\.` + regexp.QuoteMeta(name) + `\b`)
+			switch {
+			case m.Name == "Codes" || m.Name == "RegistrationBehaviour":
+				if i == 0 && !strings.Contains(all.String(), "api."+name) {
+					t.Errorf("docs/ never mention api.%s", name)
+				}
+			case isFn && !strings.HasPrefix(name, "register_") && !strings.HasPrefix(name, "store."):
+				if !heading.MatchString(text) {
+					t.Errorf("%s: no `### api.%s` section", shown(page), name)
+				}
+			default:
+				if !strings.Contains(all.String(), "api."+name) {
+					t.Errorf("docs/ never mention api.%s", name)
+				}
+			}
+		}
+	}
 }
