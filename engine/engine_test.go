@@ -108,7 +108,7 @@ func TestBrokenModulesGiveErrorsThatPoint(t *testing.T) {
 		{"config_error.lua", "    config: {evil_users: nope}\n", []string{"test.yaml:5:", `module "m"`, "config: evil_users must be a list of user IDs", "config_error.lua:5"}},
 		{"no_table.lua", "", []string{`module "m"`, "must return a module table", "got nil"}},
 		{"no_new.lua", "", []string{`module "m"`, "M.new(config, api)"}},
-		{"bad_callback.lua", "", []string{`module "m" (bad_callback.lua:3): new: register_spam_checker_callbacks:`, `unknown callback "check_event_for_spamm"`, "valid: check_event_for_spam,"}},
+		{"bad_callback.lua", "", []string{`module "m" (bad_callback.lua:3): new: register_spam_checker_callbacks:`, `unknown callback "check_event_for_spamm" (did you mean check_event_for_spam? valid: check_event_for_spam,`}},
 		{"missing_require.lua", "", []string{"(missing_require.lua:1)", `module "helpers_that_do_not_exist" not found`, "libraries: module_api, base64"}},
 		{"escape_require.lua", "", []string{"(escape_require.lua:1)", "invalid module name"}},
 		{"reserved_path.lua", "", []string{"(reserved_path.lua:3)", "/_matrix/", "homeserver owns"}},

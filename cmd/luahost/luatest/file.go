@@ -161,6 +161,9 @@ func errorText(L *lua.LState, v lua.LValue) string {
 	if s, ok := v.(lua.LString); ok {
 		return string(s)
 	}
+	if v == lua.LNil {
+		return "an error raised without a message (error(nil))"
+	}
 	if L.GetMetaField(v, "__tostring") != lua.LNil {
 		return L.ToStringMeta(v).String()
 	}

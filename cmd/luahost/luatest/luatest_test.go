@@ -58,6 +58,11 @@ func TestFailuresPoint(t *testing.T) {
 		"raises without an error":     {40, `t.raises: the function returned normally; want an error containing "something"`},
 		"a module that does not load": {45, "the modules did not load: module \"mod\": config: answer must be 42 (raised at mod.lua:4)"},
 		"misspelt request key":        {49, `t.request: unknown key "pth" (did you mean path?)`},
+		"a table raised":              {53, "error object: {code = 42}"},
+		"nil raised":                  {57, "an error raised without a message (error(nil))"},
+		"a test inside a test":        {61, "t.test: declare tests at the file's top level"},
+		"a runaway timer":             {67, "t.clock.advance: more than 100000 timer runs in one advance"},
+		"a module that loops":         {72, `module "looper" (looper.lua:6): is_user_expired: timed out after 100ms`},
 	}
 	got := map[string]Result{}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {

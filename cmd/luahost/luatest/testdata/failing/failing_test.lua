@@ -48,3 +48,26 @@ end)
 t.test("misspelt request key", function()
   t.request{ pth = "/x" }
 end)
+
+t.test("a table raised", function()
+  error({ code = 42 })
+end)
+
+t.test("nil raised", function()
+  error(nil)
+end)
+
+t.test("a test inside a test", function()
+  t.test("inner", function() end)
+end)
+
+t.test("a runaway timer", function()
+  t.load{ file = "looper.lua" }
+  t.start()
+  t.clock.advance(24 * 60 * 60)
+end)
+
+t.test("a module that loops", function()
+  t.load{ file = "looper.lua", timeout = "100ms" }
+  t.call("is_user_expired", "@a:example.org")
+end)
