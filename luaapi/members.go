@@ -218,26 +218,3 @@ func APIMembers() []*Member {
 
 // CallbacksClass is the LuaLS class of a register function's table.
 func CallbacksClass(cat *Category) string { return "luahost." + cat.Name + "_callbacks" }
-
-// MemberNames returns the names of t's members ("" for the api table
-// itself, "store", "http_client", ...), for "did you mean".
-func MemberNames(table string) []string {
-	ms := APIMembers()
-	if table != "" {
-		var found *Member
-		for _, m := range ms {
-			if m.Name == table && m.Kind == MemberTable {
-				found = m
-			}
-		}
-		if found == nil {
-			return nil
-		}
-		ms = found.Members
-	}
-	names := make([]string, 0, len(ms))
-	for _, m := range ms {
-		names = append(names, m.Name)
-	}
-	return names
-}
