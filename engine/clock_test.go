@@ -49,6 +49,8 @@ function M.new(config, api)
         return api.Codes.FORBIDDEN, { api_ms = api.get_current_time_msec(), time_ms = time.now_ms(),
           time_s = time.now(), os_time = os.time(), os_date = os.date("!%Y-%m-%d %H:%M:%S"),
           ticks = ticks, delayed = delayed }
+      elseif what == "background" then
+        api.run_as_background_process("count", function() delayed = delayed + 10 end)
       elseif what == "set" then
         api.store.set("k", "v", 10)
       elseif what == "get" then
@@ -97,6 +99,18 @@ return M`
 	got = ask("now")
 	if num(got["delayed"]) != 1 {
 		t.Errorf("the 30 s delayed call ran %v times after 60 s, want 1", got["delayed"])
+	}
+
+	// A background process runs when the test next moves the clock.
+	ask("background")
+	if got := ask("now"); num(got["delayed"]) != 1 {
+		t.Errorf("the background process ran before the clock moved: delayed = %v", got["delayed"])
+	}
+	if err := fake.Advance(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("now"); num(got["delayed"]) != 11 {
+		t.Errorf("the background process did not run on Advance(0): delayed = %v", got["delayed"])
 	}
 
 	ask("set")

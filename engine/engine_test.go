@@ -118,7 +118,7 @@ func TestBrokenModulesGiveErrorsThatPoint(t *testing.T) {
 		{"config_error.lua", "    config:\n      evil_users: nope\n", []string{"test.yaml:5:", "config: evil_users must be a list of user IDs"}},
 		{"parse_config_nil.lua", "", []string{`module "m" (parse_config_nil.lua:4): parse_config: returned nil`, "return config"}},
 		{"api_typo.lua", "", []string{`(api_typo.lua:3)`, "api.register_spam_checker_callback: no such function (did you mean register_spam_checker_callbacks?)"}},
-		{"api_missing.lua", "", []string{`(api_missing.lua:3)`, "api.get_threepids_for_user: no such function", "docs/module_api.md"}},
+		{"api_missing.lua", "", []string{`(api_missing.lua:3)`, "api.make_deferred_yieldable: no such function", "docs/module_api.md"}},
 		{"store_typo.lua", "", []string{`(store_typo.lua:3)`, "api.store.sett: no such function (did you mean set?)"}},
 		{"io_open.lua", "", []string{`(io_open.lua:3)`, "io is not available in the luahost sandbox"}},
 		{"os_getenv.lua", "", []string{`(os_getenv.lua:2)`, "os.getenv is not available in the luahost sandbox"}},

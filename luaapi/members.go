@@ -75,6 +75,30 @@ func optParam(name, typ string) Param { return Param{Name: name, Type: typ, Opti
 func ret(name, typ string) Return     { return Return{Name: name, Type: typ} }
 func params(ps ...Param) []Param      { return ps }
 
+// codeNames are api.Codes' keys.
+func codeNames() []string {
+	names := append([]string(nil), errCodes...)
+	for k := range otherCodes {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// idMember is api.UserID and its kin: a callable class of parse helpers.
+func idMember(name, sigil string) *Member {
+	class := "luahost." + name
+	return &Member{Name: name, Kind: MemberTable, Class: class + "Class",
+		Doc: "Synapse's " + name + ": " + name + ".from_string(s), " + name + ".is_valid(s), " + name + "(localpart, domain).",
+		Members: []*Member{
+			fn("from_string", "Parses s (raises a 400 M_INVALID_PARAM SynapseError when it is not one).", false,
+				params(param("s", "string")), ret("", "luahost.MatrixID")),
+			fn("is_valid", "Whether s parses and its domain is valid.", false, params(param("s", "any")), ret("", "boolean")),
+			fn("new", "Builds one from its parts.", false, params(param("localpart", "string"), param("domain", "string")), ret("", "luahost.MatrixID")),
+			val("SIGIL", "\""+sigil+"\"", "The sigil."),
+		}}
+}
+
 // constTable is a table of string constants.
 func constTable(name, class, doc string, keys []string) *Member {
 	m := &Member{Name: name, Kind: MemberTable, Class: class, Doc: doc}
@@ -87,7 +111,7 @@ func constTable(name, class, doc string, keys []string) *Member {
 // NilableMembers are api fields that are nil on purpose where the host or
 // the config leaves them unset; reading one never raises "no such
 // function", even before a host defines it.
-var NilableMembers = []string{"worker_name", "public_baseurl", "email_app_name"}
+var NilableMembers = []string{"worker_name"}
 
 // apiMembers lists module_api's members other than the register_*
 // functions, which come from the catalogue (see APIMembers).
@@ -98,7 +122,12 @@ var apiMembers = []*Member{
 	val("NOT_SPAM", "\"NOT_SPAM\"", "What a spam check returns to allow."),
 	val("PRESENCE_ALL_USERS", "\"ALL\"", "What get_interested_users returns for \"every user\"."),
 	val("null", "luahost.null", "JSON null inside content (the same value as json.null)."),
-	constTable("Codes", "luahost.Codes", "Synapse's errcodes: api.Codes.FORBIDDEN is \"M_FORBIDDEN\".", append([]string(nil), errCodes...)),
+	val("public_baseurl", "string", "The homeserver's public base URL, ending in /, from the config's public_baseurl:."),
+	val("email_app_name", "string", "The config's email.app_name (default \"Matrix\")."),
+	{Name: "worker_name", Kind: MemberValue, Type: "string?", Nilable: true,
+		Doc: "The config's instance_name:, or nil on a single instance (as Synapse's worker_name)."},
+	idMember("UserID", "@"), idMember("RoomID", "!"), idMember("RoomAlias", "#"),
+	constTable("Codes", "luahost.Codes", "Synapse's errcodes: api.Codes.FORBIDDEN is \"M_FORBIDDEN\".", codeNames()),
 	constTable("RegistrationBehaviour", "luahost.RegistrationBehaviour",
 		"check_registration_for_spam's answers: ALLOW, SHADOW_BAN, DENY.", []string{"ALLOW", "SHADOW_BAN", "DENY"}),
 
@@ -140,12 +169,26 @@ var apiMembers = []*Member{
 	fn("register_device", "Creates a device and an access token for it.", true,
 		params(param("user_id", "string"), optParam("device_id", "string"), optParam("initial_display_name", "string")),
 		ret("device_id", "string"), ret("access_token", "string")),
-	fn("get_user_by_req", "The requester of a web request, from its access token; raises 401 without a valid one.", true,
-		params(param("request", "luahost.Request")), ret("", "luahost.Requester")),
+	fn("get_user_by_req", "The requester of a web request, from its access token; raises 401 without a valid one, 403 for an expired account or a guest unless options allow them.", true,
+		params(param("request", "luahost.Request"), optParam("options", "{allow_expired?: boolean, allow_guest?: boolean}|boolean"), optParam("allow_expired", "boolean")),
+		ret("", "luahost.Requester")),
+	fn("get_threepids_for_user", "The user's third-party identifiers ({medium=, address=, validated_at=, added_at=}); none for an unknown user.", true,
+		params(param("user_id", "string")), ret("", "luahost.Threepid[]")),
 
 	// Rooms.
 	fn("get_room_state", "The room's current state, limited to types ({event_type, state_key} pairs; a nil key means every key); nil for an unknown room.", true,
 		params(param("room_id", "string"), optParam("types", "{[1]: string, [2]: string?}[]")), ret("", "luahost.StateMap?")),
+	fn("get_state_events_in_room", "The room's current state events as a list, sorted by type and state key, filtered like get_room_state; empty for an unknown room.", true,
+		params(param("room_id", "string"), optParam("types", "{[1]: string, [2]: string?}[]")), ret("", "luahost.Event[]")),
+	fn("room_is_in_public_room_list", "Whether the room is published in the room directory.", true,
+		params(param("room_id", "string")), ret("", "boolean")),
+	{Name: "public_room_list_manager", Kind: MemberTable, Class: "luahost.public_room_list_manager", Doc: "The room directory, spelt as in Synapse.",
+		Members: []*Member{
+			fn("room_is_in_public_room_list", "Whether the room is published in the room directory.", true,
+				params(param("room_id", "string")), ret("", "boolean")),
+			fn("add_room_to_public_room_list", "Publishes the room in the room directory.", true, params(param("room_id", "string"))),
+			fn("remove_room_from_public_room_list", "Takes the room out of the room directory.", true, params(param("room_id", "string"))),
+		}},
 	fn("create_and_send_event_into_room", "Sends an event built from {type=, room_id=, sender=, content=, state_key=} and returns the stored event.", true,
 		params(param("event_dict", "table<string, any>")), ret("", "luahost.Event")),
 	fn("update_room_membership", "Sends a membership event (invite, join, leave, ban, knock) and returns it.", true,
@@ -166,6 +209,12 @@ var apiMembers = []*Member{
 	// Timing.
 	fn("sleep", "Waits this many seconds (the module serves other calls meanwhile).", true,
 		params(param("seconds", "number"))),
+	fn("run_as_background_process", "Calls fn(...) now, in the background, under the module's background_timeout; description names it in the log.", false,
+		params(param("description", "string"), param("fn", "fun(...)"), Param{Name: "...", Type: "any"})),
+	fn("send_mail", "Sends an email with a plain-text and an HTML part, through the config's email: section or the host's mailer.", true,
+		params(param("recipient", "string"), param("subject", "string"), param("html", "string"), param("text", "string"))),
+	fn("read_templates", "Loads Jinja2 templates from the module's folder (or folder inside it), one per name, each with render(vars).", false,
+		params(param("filenames", "string[]"), optParam("folder", "string")), ret("", "luahost.Template[]")),
 	fn("looping_background_call", "Calls fn(...) every msec milliseconds in the background until the module is reloaded or closed.", false,
 		params(param("fn", "fun(...)"), param("msec", "number"), Param{Name: "...", Type: "any"}), ret("", "luahost.TimerHandle")),
 	fn("delayed_background_call", "Calls fn(...) once, msec milliseconds from now, unless the module is reloaded or closed first.", false,
@@ -193,8 +242,15 @@ var apiMembers = []*Member{
 	{Name: "store", Kind: MemberTable, Class: "luahost.store", Doc: "The module's key-value store (docs/storage.md).",
 		Members: []*Member{
 			fn("get", "The value at key, or nil.", true, params(param("key", "string")), ret("", "any")),
-			fn("set", "Stores a JSON-encodable value, expiring after ttl_seconds when given.", true,
-				params(param("key", "string"), param("value", "any"), optParam("ttl_seconds", "number"))),
+			fn("set", "Stores a JSON-encodable value, expiring after ttl_seconds when given; with {if_absent = true} only when the key is absent, returning whether it stored.", true,
+				params(param("key", "string"), param("value", "any"), optParam("ttl_seconds_or_options", "number|{ttl_seconds?: number, if_absent?: boolean}")), ret("stored", "boolean")),
+			fn("set_if_absent", "Stores the value only if the key is absent; returns whether it did.", true,
+				params(param("key", "string"), param("value", "any"), optParam("ttl_seconds", "number")), ret("stored", "boolean")),
+			fn("update", "Read-modify-write of one key: fn(old value) returns the new one (nil or DELETE deletes); retried when another writer got there first. Returns the new value.", true,
+				params(param("key", "string"), param("fn", "fun(value: any): any"), optParam("ttl_seconds", "number")), ret("", "any")),
+			fn("transaction", "Read-modify-write of several keys: fn(values) returns a table of writes (key = value or DELETE) or nil; retried on conflict. Returns the writes.", true,
+				params(param("keys", "string[]"), param("fn", "fun(values: table<string, any>): table<string, any>?"), optParam("ttl_seconds", "number")), ret("", "table<string, any>?")),
+			val("DELETE", "userdata", "Deletes a key when update's or transaction's fn returns it."),
 			fn("delete", "Removes key.", true, params(param("key", "string"))),
 			fn("incr", "Adds by (default 1) to the integer at key and returns the new value; ttl_seconds applies when the key is new.", true,
 				params(param("key", "string"), optParam("by", "integer"), optParam("ttl_seconds", "number")), ret("", "integer")),

@@ -322,6 +322,10 @@ func neutralAnswer(c *luaapi.Callback) string {
 		return "return 100 -- target duration of the next batch, in ms"
 	case luaapi.CombineBatchSize:
 		return "return 100"
+	case luaapi.CombineLegacyRenew:
+		return "return false, false, 0 -- token_valid, token_stale, expiration_ts"
+	case luaapi.CombineFirstInteger:
+		return "return nil -- no answer: the homeserver handles the request"
 	}
 	return "return nil"
 }
@@ -339,7 +343,7 @@ func exampleArg(a luaapi.Arg) string {
 			return `{ max_bytes = 1000, time_period_ms = 60000 }`
 		}
 		return "{}"
-	case luaapi.KindArray:
+	case luaapi.KindArray, luaapi.KindRequest:
 		return "{}"
 	case luaapi.KindOptStr, luaapi.KindOptTable:
 		return "nil"
@@ -376,6 +380,8 @@ func expectation(c *luaapi.Callback, call string) string {
 		return fmt.Sprintf("t.same(%s, {})", call)
 	case luaapi.CombineBatch, luaapi.CombineBatchSize:
 		return fmt.Sprintf("t.equal(%s, 100)", call)
+	case luaapi.CombineLegacyRenew:
+		return fmt.Sprintf("t.same({ %s }, { false, false, 0 })", call)
 	}
 	return fmt.Sprintf("t.equal(%s, nil)", call)
 }

@@ -51,8 +51,10 @@ func luaType(a luaapi.Arg) string {
 		return "any[]"
 	case luaapi.KindFile:
 		return "luahost.File"
+	case luaapi.KindRequest:
+		return "luahost.Request"
 	}
-	return "any"
+	panic("gen: no LuaLS type for argument kind " + string(a.Kind))
 }
 
 // returnType is what a callback returns, in LuaLS syntax ("" for nothing).
@@ -95,8 +97,14 @@ func returnType(c *luaapi.Callback) string {
 		return "number, fun()?"
 	case luaapi.CombineBatchSize:
 		return "integer"
+	case luaapi.CombineLegacyRenew:
+		return "boolean, boolean, integer"
+	case luaapi.CombineFirstInteger:
+		return "integer?"
+	case luaapi.CombineNotify, luaapi.CombineChain:
+		return "" // the return is ignored
 	}
-	return "" // notifications, chains: the return is ignored
+	panic("gen: no LuaLS return type for the combine rule of " + c.ID())
 }
 
 // funType is a callback's function type.
@@ -337,6 +345,25 @@ const stubShapes = `
 ---@field msg string
 ---@field errcode string
 ---@field extra table<string, any>?
+
+---A third-party identifier bound to an account.
+---@class luahost.Threepid
+---@field medium "email"|"msisdn"
+---@field address string
+---@field validated_at integer # milliseconds since the epoch
+---@field added_at integer # milliseconds since the epoch
+
+---A template api.read_templates loaded.
+---@class luahost.Template
+---@field render fun(vars: table<string, any>): string # t.render(vars) and t:render(vars) both work
+
+---A Matrix identifier made by api.UserID, api.RoomID or api.RoomAlias.
+---@class luahost.MatrixID
+---@field localpart string
+---@field domain string? # nil for room IDs of room versions without a domain
+---@field id string # the whole identifier
+---@field to_string fun(self: luahost.MatrixID): string
+---@field get_domain fun(self: luahost.MatrixID): string?
 
 ---What the background call functions return.
 ---@class luahost.TimerHandle

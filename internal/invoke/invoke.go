@@ -79,7 +79,8 @@ func registered(e *engine.Engine, cb *luaapi.Callback) error {
 
 // Values is a typed answer as the values a script would return: a spam
 // verdict is errcode (or "NOT_SPAM") and its extra fields, an event check
-// is allowed and the replacement, an auth check the user ID; anything
+// is allowed and the replacement, an auth check the user ID, a legacy
+// renewal token_valid, token_stale, expiration_ts; anything
 // else is one value, shaped as Call prints it. JSON null inside is nil.
 func Values(v any) []any {
 	switch v := v.(type) {
@@ -108,6 +109,11 @@ func Values(v any) []any {
 			return []any{nil}
 		}
 		return []any{v.UserID}
+	case *engine.LegacyRenewal:
+		if v == nil {
+			return []any{nil}
+		}
+		return []any{v.TokenValid, v.TokenStale, v.ExpirationTS}
 	}
 	return []any{printable(v)}
 }

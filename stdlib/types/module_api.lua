@@ -123,6 +123,25 @@
 ---@field errcode string
 ---@field extra table<string, any>?
 
+---A third-party identifier bound to an account.
+---@class luahost.Threepid
+---@field medium "email"|"msisdn"
+---@field address string
+---@field validated_at integer # milliseconds since the epoch
+---@field added_at integer # milliseconds since the epoch
+
+---A template api.read_templates loaded.
+---@class luahost.Template
+---@field render fun(vars: table<string, any>): string # t.render(vars) and t:render(vars) both work
+
+---A Matrix identifier made by api.UserID, api.RoomID or api.RoomAlias.
+---@class luahost.MatrixID
+---@field localpart string
+---@field domain string? # nil for room IDs of room versions without a domain
+---@field id string # the whole identifier
+---@field to_string fun(self: luahost.MatrixID): string
+---@field get_domain fun(self: luahost.MatrixID): string?
+
 ---What the background call functions return.
 ---@class luahost.TimerHandle
 ---@field stop fun() # Stops the timer.
@@ -171,6 +190,9 @@
 ---@field is_user_expired? fun(user_id: string): boolean? # Returns true, false or nil (no opinion). Combine: first non-nil wins; all nil = no opinion (the host decides).
 ---@field on_user_registration? fun(user_id: string) # Returns nothing. Combine: all run, in order.
 ---@field on_user_login? fun(user_id: string, auth_provider_type: string?, auth_provider_id: string?) # Returns nothing. Combine: all run, in order.
+---@field on_legacy_send_mail? fun(user_id: string) # Returns nothing. Combine: all run, in order; only one module may register it.
+---@field on_legacy_renew? fun(renewal_token: string): boolean, boolean, integer # Returns token_valid, token_stale, expiration_ts. Combine: the module's answer; only one module may register it.
+---@field on_legacy_admin_request? fun(request: luahost.Request): integer? # Returns the new expiration_ts (ms). Combine: first integer; only one module may register it.
 
 ---The table api.register_password_auth_provider_callbacks takes: callback name = function.
 ---@class (exact) luahost.password_auth_provider_callbacks
@@ -223,25 +245,10 @@ local module_api = {}
 module_api.Codes = {}
 
 ---@type string
-module_api.Codes.UNRECOGNIZED = nil
-
----@type string
-module_api.Codes.UNAUTHORIZED = nil
-
----@type string
-module_api.Codes.FORBIDDEN = nil
+module_api.Codes.BAD_ALIAS = nil
 
 ---@type string
 module_api.Codes.BAD_JSON = nil
-
----@type string
-module_api.Codes.NOT_JSON = nil
-
----@type string
-module_api.Codes.USER_IN_USE = nil
-
----@type string
-module_api.Codes.ROOM_IN_USE = nil
 
 ---@type string
 module_api.Codes.BAD_PAGINATION = nil
@@ -250,88 +257,64 @@ module_api.Codes.BAD_PAGINATION = nil
 module_api.Codes.BAD_STATE = nil
 
 ---@type string
-module_api.Codes.UNKNOWN = nil
-
----@type string
-module_api.Codes.NOT_FOUND = nil
-
----@type string
-module_api.Codes.MISSING_TOKEN = nil
-
----@type string
-module_api.Codes.UNKNOWN_TOKEN = nil
-
----@type string
-module_api.Codes.GUEST_ACCESS_FORBIDDEN = nil
-
----@type string
-module_api.Codes.LIMIT_EXCEEDED = nil
-
----@type string
-module_api.Codes.CAPTCHA_NEEDED = nil
+module_api.Codes.CANNOT_LEAVE_SERVER_NOTICE_ROOM = nil
 
 ---@type string
 module_api.Codes.CAPTCHA_INVALID = nil
 
 ---@type string
-module_api.Codes.MISSING_PARAM = nil
-
----@type string
-module_api.Codes.INVALID_PARAM = nil
-
----@type string
-module_api.Codes.TOO_LARGE = nil
-
----@type string
-module_api.Codes.EXCLUSIVE = nil
-
----@type string
-module_api.Codes.THREEPID_AUTH_FAILED = nil
-
----@type string
-module_api.Codes.THREEPID_IN_USE = nil
-
----@type string
-module_api.Codes.THREEPID_NOT_FOUND = nil
-
----@type string
-module_api.Codes.THREEPID_DENIED = nil
-
----@type string
-module_api.Codes.INVALID_USERNAME = nil
-
----@type string
-module_api.Codes.SERVER_NOT_TRUSTED = nil
+module_api.Codes.CAPTCHA_NEEDED = nil
 
 ---@type string
 module_api.Codes.CONSENT_NOT_GIVEN = nil
 
 ---@type string
-module_api.Codes.CANNOT_LEAVE_SERVER_NOTICE_ROOM = nil
+module_api.Codes.DUPLICATE_ANNOTATION = nil
 
 ---@type string
-module_api.Codes.RESOURCE_LIMIT_EXCEEDED = nil
-
----@type string
-module_api.Codes.UNSUPPORTED_ROOM_VERSION = nil
-
----@type string
-module_api.Codes.INCOMPATIBLE_ROOM_VERSION = nil
-
----@type string
-module_api.Codes.WRONG_ROOM_KEYS_VERSION = nil
+module_api.Codes.EXCLUSIVE = nil
 
 ---@type string
 module_api.Codes.EXPIRED_ACCOUNT = nil
 
 ---@type string
-module_api.Codes.PASSWORD_TOO_SHORT = nil
+module_api.Codes.FORBIDDEN = nil
+
+---@type string
+module_api.Codes.GUEST_ACCESS_FORBIDDEN = nil
+
+---@type string
+module_api.Codes.INCOMPATIBLE_ROOM_VERSION = nil
+
+---@type string
+module_api.Codes.INVALID_PARAM = nil
+
+---@type string
+module_api.Codes.INVALID_SIGNATURE = nil
+
+---@type string
+module_api.Codes.INVALID_USERNAME = nil
+
+---@type string
+module_api.Codes.LIMIT_EXCEEDED = nil
+
+---@type string
+module_api.Codes.MISSING_MEDIA = nil
+
+---@type string
+module_api.Codes.MISSING_PARAM = nil
+
+---@type string
+module_api.Codes.MISSING_TOKEN = nil
+
+---@type string
+module_api.Codes.NOT_FOUND = nil
+
+---@type string
+module_api.Codes.NOT_JSON = nil
 
 ---@type string
 module_api.Codes.PASSWORD_NO_DIGIT = nil
-
----@type string
-module_api.Codes.PASSWORD_NO_UPPERCASE = nil
 
 ---@type string
 module_api.Codes.PASSWORD_NO_LOWERCASE = nil
@@ -340,16 +323,64 @@ module_api.Codes.PASSWORD_NO_LOWERCASE = nil
 module_api.Codes.PASSWORD_NO_SYMBOL = nil
 
 ---@type string
+module_api.Codes.PASSWORD_NO_UPPERCASE = nil
+
+---@type string
 module_api.Codes.PASSWORD_POLICY_VIOLATION = nil
 
 ---@type string
-module_api.Codes.WEAK_PASSWORD = nil
+module_api.Codes.PASSWORD_TOO_SHORT = nil
 
 ---@type string
-module_api.Codes.INVALID_SIGNATURE = nil
+module_api.Codes.RESOURCE_LIMIT_EXCEEDED = nil
+
+---@type string
+module_api.Codes.ROOM_IN_USE = nil
+
+---@type string
+module_api.Codes.SERVER_NOT_TRUSTED = nil
+
+---@type string
+module_api.Codes.THREEPID_AUTH_FAILED = nil
+
+---@type string
+module_api.Codes.THREEPID_DENIED = nil
+
+---@type string
+module_api.Codes.THREEPID_IN_USE = nil
+
+---@type string
+module_api.Codes.THREEPID_NOT_FOUND = nil
+
+---@type string
+module_api.Codes.TOO_LARGE = nil
+
+---@type string
+module_api.Codes.UNAUTHORIZED = nil
+
+---@type string
+module_api.Codes.UNKNOWN = nil
+
+---@type string
+module_api.Codes.UNKNOWN_POS = nil
+
+---@type string
+module_api.Codes.UNKNOWN_TOKEN = nil
+
+---@type string
+module_api.Codes.UNRECOGNIZED = nil
+
+---@type string
+module_api.Codes.UNSUPPORTED_ROOM_VERSION = nil
+
+---@type string
+module_api.Codes.USER_ACCOUNT_SUSPENDED = nil
 
 ---@type string
 module_api.Codes.USER_DEACTIVATED = nil
+
+---@type string
+module_api.Codes.USER_IN_USE = nil
 
 ---@type string
 module_api.Codes.USER_LOCKED = nil
@@ -358,16 +389,10 @@ module_api.Codes.USER_LOCKED = nil
 module_api.Codes.USER_SUSPENDED = nil
 
 ---@type string
-module_api.Codes.BAD_ALIAS = nil
+module_api.Codes.WEAK_PASSWORD = nil
 
 ---@type string
-module_api.Codes.DUPLICATE_ANNOTATION = nil
-
----@type string
-module_api.Codes.MISSING_MEDIA = nil
-
----@type string
-module_api.Codes.UNKNOWN_POS = nil
+module_api.Codes.WRONG_ROOM_KEYS_VERSION = nil
 
 ---An error for parse_config: error(api.ConfigError(msg)) points at the module's config: line.
 ---@param msg string
@@ -395,6 +420,54 @@ module_api.RegistrationBehaviour.SHADOW_BAN = nil
 ---@type string
 module_api.RegistrationBehaviour.DENY = nil
 
+---Synapse's RoomAlias: RoomAlias.from_string(s), RoomAlias.is_valid(s), RoomAlias(localpart, domain).
+---@class luahost.RoomAliasClass
+module_api.RoomAlias = {}
+
+---Parses s (raises a 400 M_INVALID_PARAM SynapseError when it is not one).
+---@param s string
+---@return luahost.MatrixID
+function module_api.RoomAlias.from_string(s) end
+
+---Whether s parses and its domain is valid.
+---@param s any
+---@return boolean
+function module_api.RoomAlias.is_valid(s) end
+
+---Builds one from its parts.
+---@param localpart string
+---@param domain string
+---@return luahost.MatrixID
+function module_api.RoomAlias.new(localpart, domain) end
+
+---The sigil.
+---@type "#"
+module_api.RoomAlias.SIGIL = nil
+
+---Synapse's RoomID: RoomID.from_string(s), RoomID.is_valid(s), RoomID(localpart, domain).
+---@class luahost.RoomIDClass
+module_api.RoomID = {}
+
+---Parses s (raises a 400 M_INVALID_PARAM SynapseError when it is not one).
+---@param s string
+---@return luahost.MatrixID
+function module_api.RoomID.from_string(s) end
+
+---Whether s parses and its domain is valid.
+---@param s any
+---@return boolean
+function module_api.RoomID.is_valid(s) end
+
+---Builds one from its parts.
+---@param localpart string
+---@param domain string
+---@return luahost.MatrixID
+function module_api.RoomID.new(localpart, domain) end
+
+---The sigil.
+---@type "!"
+module_api.RoomID.SIGIL = nil
+
 ---An error with an HTTP status: error(api.SynapseError(403, "msg", api.Codes.FORBIDDEN)).
 ---@param code integer
 ---@param msg string
@@ -402,6 +475,30 @@ module_api.RegistrationBehaviour.DENY = nil
 ---@param extra? table<string, any>
 ---@return luahost.SynapseError
 function module_api.SynapseError(code, msg, errcode, extra) end
+
+---Synapse's UserID: UserID.from_string(s), UserID.is_valid(s), UserID(localpart, domain).
+---@class luahost.UserIDClass
+module_api.UserID = {}
+
+---Parses s (raises a 400 M_INVALID_PARAM SynapseError when it is not one).
+---@param s string
+---@return luahost.MatrixID
+function module_api.UserID.from_string(s) end
+
+---Whether s parses and its domain is valid.
+---@param s any
+---@return boolean
+function module_api.UserID.is_valid(s) end
+
+---Builds one from its parts.
+---@param localpart string
+---@param domain string
+---@return luahost.MatrixID
+function module_api.UserID.new(localpart, domain) end
+
+---The sigil.
+---@type "@"
+module_api.UserID.SIGIL = nil
 
 ---Users' global account data.
 ---@class luahost.account_data_manager
@@ -449,6 +546,10 @@ function module_api.create_room(user_id, config, ratelimit) end
 ---@return luahost.TimerHandle
 function module_api.delayed_background_call(msec, fn, ...) end
 
+---The config's email.app_name (default "Matrix").
+---@type string
+module_api.email_app_name = nil
+
 ---The current time in milliseconds since the Unix epoch.
 ---@return integer
 function module_api.get_current_time_msec() end
@@ -469,10 +570,23 @@ function module_api.get_qualified_user_id(localpart) end
 ---@return luahost.StateMap?
 function module_api.get_room_state(room_id, types) end
 
----The requester of a web request, from its access token; raises 401 without a valid one. Yields.
+---The room's current state events as a list, sorted by type and state key, filtered like get_room_state; empty for an unknown room. Yields.
+---@param room_id string
+---@param types? {[1]: string, [2]: string?}[]
+---@return luahost.Event[]
+function module_api.get_state_events_in_room(room_id, types) end
+
+---The user's third-party identifiers ({medium=, address=, validated_at=, added_at=}); none for an unknown user. Yields.
+---@param user_id string
+---@return luahost.Threepid[]
+function module_api.get_threepids_for_user(user_id) end
+
+---The requester of a web request, from its access token; raises 401 without a valid one, 403 for an expired account or a guest unless options allow them. Yields.
 ---@param request luahost.Request
+---@param options? {allow_expired?: boolean, allow_guest?: boolean}|boolean
+---@param allow_expired? boolean
 ---@return luahost.Requester
-function module_api.get_user_by_req(request) end
+function module_api.get_user_by_req(request, options, allow_expired) end
 
 ---The user's info, or nil for an unknown user. Yields.
 ---@param user_id string
@@ -547,6 +661,33 @@ module_api.null = nil
 ---@param fn fun()
 function module_api.on_close(fn) end
 
+---The homeserver's public base URL, ending in /, from the config's public_baseurl:.
+---@type string
+module_api.public_baseurl = nil
+
+---The room directory, spelt as in Synapse.
+---@class luahost.public_room_list_manager
+module_api.public_room_list_manager = {}
+
+---Whether the room is published in the room directory. Yields.
+---@param room_id string
+---@return boolean
+function module_api.public_room_list_manager.room_is_in_public_room_list(room_id) end
+
+---Publishes the room in the room directory. Yields.
+---@param room_id string
+function module_api.public_room_list_manager.add_room_to_public_room_list(room_id) end
+
+---Takes the room out of the room directory. Yields.
+---@param room_id string
+function module_api.public_room_list_manager.remove_room_from_public_room_list(room_id) end
+
+---Loads Jinja2 templates from the module's folder (or folder inside it), one per name, each with render(vars).
+---@param filenames string[]
+---@param folder? string
+---@return luahost.Template[]
+function module_api.read_templates(filenames, folder) end
+
 ---Registers account data callbacks: a table of name = function. Only in new().
 ---@param callbacks luahost.account_data_callbacks
 function module_api.register_account_data_callbacks(callbacks) end
@@ -608,9 +749,27 @@ function module_api.register_user(localpart, displayname, emails, admin) end
 ---@param handler luahost.Handler|table<string, luahost.Handler>
 function module_api.register_web_resource(path, handler) end
 
+---Whether the room is published in the room directory. Yields.
+---@param room_id string
+---@return boolean
+function module_api.room_is_in_public_room_list(room_id) end
+
+---Calls fn(...) now, in the background, under the module's background_timeout; description names it in the log.
+---@param description string
+---@param fn fun(...)
+---@param ... any
+function module_api.run_as_background_process(description, fn, ...) end
+
 ---Sends every local online user's presence to these users. Yields.
 ---@param users string[]
 function module_api.send_local_online_presence_to(users) end
+
+---Sends an email with a plain-text and an HTML part, through the config's email: section or the host's mailer. Yields.
+---@param recipient string
+---@param subject string
+---@param html string
+---@param text string
+function module_api.send_mail(recipient, subject, html, text) end
 
 ---The homeserver's name ("example.org"). Not a function.
 ---@type string
@@ -638,11 +797,37 @@ module_api.store = {}
 ---@return any
 function module_api.store.get(key) end
 
----Stores a JSON-encodable value, expiring after ttl_seconds when given. Yields.
+---Stores a JSON-encodable value, expiring after ttl_seconds when given; with {if_absent = true} only when the key is absent, returning whether it stored. Yields.
+---@param key string
+---@param value any
+---@param ttl_seconds_or_options? number|{ttl_seconds?: number, if_absent?: boolean}
+---@return boolean stored
+function module_api.store.set(key, value, ttl_seconds_or_options) end
+
+---Stores the value only if the key is absent; returns whether it did. Yields.
 ---@param key string
 ---@param value any
 ---@param ttl_seconds? number
-function module_api.store.set(key, value, ttl_seconds) end
+---@return boolean stored
+function module_api.store.set_if_absent(key, value, ttl_seconds) end
+
+---Read-modify-write of one key: fn(old value) returns the new one (nil or DELETE deletes); retried when another writer got there first. Returns the new value. Yields.
+---@param key string
+---@param fn fun(value: any): any
+---@param ttl_seconds? number
+---@return any
+function module_api.store.update(key, fn, ttl_seconds) end
+
+---Read-modify-write of several keys: fn(values) returns a table of writes (key = value or DELETE) or nil; retried on conflict. Returns the writes. Yields.
+---@param keys string[]
+---@param fn fun(values: table<string, any>): table<string, any>?
+---@param ttl_seconds? number
+---@return table<string, any>?
+function module_api.store.transaction(keys, fn, ttl_seconds) end
+
+---Deletes a key when update's or transaction's fn returns it.
+---@type userdata
+module_api.store.DELETE = nil
 
 ---Removes key. Yields.
 ---@param key string
@@ -669,16 +854,8 @@ function module_api.store.list(prefix) end
 ---@return luahost.Event
 function module_api.update_room_membership(sender, target, room_id, new_membership, content) end
 
----Set by hosts that have it; nil otherwise.
----@type any?
-module_api.email_app_name = nil
-
----Set by hosts that have it; nil otherwise.
----@type any?
-module_api.public_baseurl = nil
-
----Set by hosts that have it; nil otherwise.
----@type any?
+---The config's instance_name:, or nil on a single instance (as Synapse's worker_name).
+---@type string?
 module_api.worker_name = nil
 
 return module_api

@@ -1,5 +1,5 @@
 local M = {}
 function M.new(config, api)
-  local ids = api.get_threepids_for_user("@alice:example.org")
+  local d = api.make_deferred_yieldable(nil)
 end
 return M
