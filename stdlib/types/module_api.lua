@@ -539,7 +539,7 @@ function module_api.create_and_send_event_into_room(event_dict) end
 ---@return string? alias
 function module_api.create_room(user_id, config, ratelimit) end
 
----Calls fn(...) once, msec milliseconds from now, unless the module is reloaded or closed first.
+---Calls fn(...) once, msec milliseconds from now, unless the module is reloaded or closed first. A last {run_on_all_instances =, desc =} table is options.
 ---@param msec number
 ---@param fn fun(...)
 ---@param ... any
@@ -646,7 +646,7 @@ function module_api.is_user_admin(user_id) end
 ---@return string[]? servers
 function module_api.lookup_room_alias(room_alias) end
 
----Calls fn(...) every msec milliseconds in the background until the module is reloaded or closed.
+---Calls fn(...) every msec milliseconds in the background until the module is reloaded or closed. A last {run_on_all_instances =, desc =} table is options.
 ---@param fn fun(...)
 ---@param msec number
 ---@param ... any
@@ -754,7 +754,7 @@ function module_api.register_web_resource(path, handler) end
 ---@return boolean
 function module_api.room_is_in_public_room_list(room_id) end
 
----Calls fn(...) now, in the background, under the module's background_timeout; description names it in the log.
+---Calls fn(...) now, in the background, under the module's background_timeout; description names it in the log. A last {run_on_all_instances =, desc =} table is options.
 ---@param description string
 ---@param fn fun(...)
 ---@param ... any
@@ -783,6 +783,10 @@ function module_api.set_displayname(user_id, new_displayname) end
 ---Sets local users' presence: { [user_id] = {state=, status_msg=} }. Yields.
 ---@param users table<string, {state: string, status_msg?: string}|string>
 function module_api.set_presence_for_users(users) end
+
+---Whether this luahost instance runs background tasks (always true with a single instance).
+---@return boolean
+function module_api.should_run_background_tasks() end
 
 ---Waits this many seconds (the module serves other calls meanwhile). Yields.
 ---@param seconds number
