@@ -344,7 +344,7 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 				failM(v, "on_error must be \"deny\" or \"default\", got %q", m.OnError)
 			}
 		case "config":
-			m.ConfigLine = v.Line
+			m.ConfigLine = keyLine(n, "config", v.Line)
 			var val any
 			if err := v.Decode(&val); err != nil {
 				failM(v, "config: %v", err)
@@ -378,6 +378,17 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 		m.StoreNamespace = m.Name
 	}
 	return m, ok && nerr == 0
+}
+
+// keyLine is the line of key in mapping n: errors about a value point at
+// its key ("config:"), not at the value's first line below it.
+func keyLine(n *yaml.Node, key string, def int) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i].Line
+		}
+	}
+	return def
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)

@@ -36,6 +36,8 @@ import (
 
 	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/engine/storage"
+	"github.com/luahost/luahost/internal/clock"
+	"github.com/luahost/luahost/internal/testhooks"
 	"github.com/luahost/luahost/luaapi"
 )
 
@@ -138,6 +140,9 @@ type Engine struct {
 	// closing (closed by Close) stops the wait.
 	retiring sync.WaitGroup
 	closing  chan struct{}
+	// fake is the clock `luahost test` runs modules on (testhooks on
+	// New's context); nil: real time.
+	fake *clock.Fake
 	// stopWatch ends the watcher Start began; watchDone reports its end.
 	stopWatch context.CancelFunc
 	watchDone <-chan error
@@ -261,6 +266,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 		e.scriptDir = cfg.Dir
 	}
 	e.httpClient = newHTTPClient(httpPolicy(cfg.HTTPClient.IPRangeAllowlist, e.log))
+	if h := testhooks.From(ctx); h != nil {
+		e.fake = h.Clock
+		if h.Transport != nil {
+			e.httpClient = &http.Client{Transport: h.Transport, CheckRedirect: e.httpClient.CheckRedirect}
+		}
+	}
 	e.store = opts.Store
 	if e.store == nil && cfg.Storage.Backend != "" {
 		// A backend the admin chose is opened now, so a wrong Redis URL

@@ -248,6 +248,7 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 
 	adm := L.NewTable()
 	t.RawSetString("account_data_manager", adm)
+	luaapi.GuardMembers(L, adm, "api.account_data_manager", "function")
 	e.install(L, adm, mc.Name, "account_data_manager.", []hostFunc{
 		{"get_global", hasAccountData, func(a *hostArgs) runFunc {
 			userID := a.str(1, "user_id")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/internal/ssrf"
+	"github.com/luahost/luahost/luaapi"
 	"github.com/luahost/luahost/stdlib"
 )
 
@@ -156,6 +157,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable, module string
 	client := e.httpClient
 	hc := L.NewTable()
 	api.RawSetString("http_client", hc)
+	luaapi.GuardMembers(L, hc, "api.http_client", "function")
 	do := func(ctx context.Context, r *httpRequest) (*httpResponse, error) {
 		if e.obs == nil {
 			return doHTTP(ctx, client, r)

@@ -204,13 +204,18 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 	e.installHostFunctions(L, api, mc)
 	e.installTemplates(L, api.Table, g, i)
 	e.installTimers(L, api, g, inst, i)
+	env := &stdlib.Env{Module: mc.Name, Logger: e.log} // the log library adds module=
+	if e.fake != nil {
+		e.installFakeClock(L, api.Table)
+		env.Now = e.fake.Now
+	}
 	libs, err := e.libraries(L)
 	if err != nil {
 		L.Close()
 		return nil, &LoadError{Module: mc.Name, Err: err}
 	}
 	ld := &sandbox.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table, Libraries: libs,
-		Env: &stdlib.Env{Module: mc.Name, Logger: e.log}, // the log library adds module=
+		Env: env,
 		OnFile: func(p string, src []byte) {
 			// Files required later, by a callback, are not part of what
 			// this generation was built from; instance 1 records.
@@ -265,6 +270,16 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 			return fn
 		}, func(L *lua.LState) []lua.LValue { return []lua.LValue{parsed} }, func(L *lua.LState, rets []lua.LValue) error {
 			parsed = first(rets)
+			if parsed == lua.LNil {
+				// Otherwise new() gets nil and fails at its first
+				// config.x, far from the mistake.
+				se := &ScriptError{Module: mc.Name, Callback: "parse_config", File: mc.Module,
+					Msg: "returned nil: end parse_config with `return config` (what it returns is what new() receives)"}
+				if fn, ok := modTable.RawGetString("parse_config").(*lua.LFunction); ok && fn.Proto != nil {
+					se.File, se.Line = fn.Proto.SourceName, fn.Proto.LastLineDefined
+				}
+				return se
+			}
 			return nil
 		}},
 		{"new", func(L *lua.LState) *lua.LFunction {
@@ -371,6 +386,10 @@ func (e *Engine) loadError(mc ModuleConfig, step string, err error) *LoadError {
 		if step == "parse_config" {
 			return &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.ConfigLine, Err: se}
 		}
+		return &LoadError{Module: mc.Name, Err: se}
+	}
+	var se *ScriptError
+	if errors.As(err, &se) {
 		return &LoadError{Module: mc.Name, Err: se}
 	}
 	return &LoadError{Module: mc.Name, Err: fmt.Errorf("%s: %w", step, err)}

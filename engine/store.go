@@ -64,6 +64,7 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 	ms := &moduleStore{e: e, ns: ns}
 	t := L.NewTable()
 	api.Table.RawSetString("store", t)
+	luaapi.GuardMembers(L, t, "api.store", "function")
 	e.installOwn(L, t, mc.Name, "store.", []hostFunc{
 		{"get", true, func(a *hostArgs) runFunc {
 			key := storeKey(a, 1)

@@ -49,12 +49,13 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 	// background tasks, and under a context that ends as soon as it may
 	// stop doing so: the fence that keeps a task from running on two
 	// instances at once.
-	fire := func(quit <-chan struct{}, what string, o bgOptions, fn *lua.LFunction, args []lua.LValue) {
+	// It reports false once the runtime is closed.
+	fire := func(quit <-chan struct{}, what string, o bgOptions, fn *lua.LFunction, args []lua.LValue) bool {
 		parent := context.Background()
 		if !o.allInstances {
 			var ok bool
 			if parent, ok = e.bg.may(); !ok {
-				return
+				return true
 			}
 		}
 		ctx, cancel := context.WithCancel(parent)
@@ -76,12 +77,15 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		} else {
 			err = e.observe(ctx, g.cfg.Name, "api."+what, false, run)
 		}
-		if err == nil || errors.Is(err, runtime.ErrClosed) {
-			return
+		if errors.Is(err, runtime.ErrClosed) {
+			return false
+		}
+		if err == nil {
+			return true
 		}
 		select {
 		case <-quit:
-			return // stopped with the generation: not a failure of the script
+			return false // stopped with the generation: not a failure of the script
 		default:
 		}
 		if o.desc != "" {
@@ -89,9 +93,10 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		}
 		if parent.Err() != nil {
 			e.log.Warn(what+" interrupted: this instance lost the background lease", "module", g.cfg.Name)
-			return
+			return true
 		}
 		e.logScriptError(what+" failed", err)
+		return true
 	}
 	e.installBackground(L, t)
 	handle := func(L *lua.LState, cancel func()) *lua.LTable {
@@ -114,6 +119,15 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 			in.rt.StartTimer(f)
 		}
 	}
+	// fakeStart is start on the fake clock of luahost test (clock.go):
+	// fire runs when the test moves the clock past after, then every
+	// `every` (once when 0). The handle's stop cancels it.
+	fakeStart := func(after, every time.Duration, fire func() bool) func() {
+		if inst != 1 && api.Registering() {
+			return func() {}
+		}
+		return fakeTimer(e.fake, after, every, fire)
+	}
 	msec := func(L *lua.LState, n int) time.Duration {
 		v := L.CheckNumber(n)
 		if v < 0 {
@@ -130,6 +144,10 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		}
 		o, last := backgroundOptions(L, 3)
 		args := restArgs(L, 3, last)
+		if e.fake != nil {
+			L.Push(handle(L, fakeStart(every, every, func() bool { return fire(nil, "looping_background_call", o, fn, args) })))
+			return 1
+		}
 		cancel := make(chan struct{})
 		var once sync.Once
 		start(func(quit <-chan struct{}) {
@@ -156,6 +174,10 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		o, last := backgroundOptions(L, 3)
 		args := restArgs(L, 3, last)
 		o.allInstances = o.allInstances || !api.Registering()
+		if e.fake != nil {
+			L.Push(handle(L, fakeStart(after, 0, func() bool { return fire(nil, "delayed_background_call", o, fn, args) })))
+			return 1
+		}
 		cancel := make(chan struct{})
 		var once sync.Once
 		start(func(quit <-chan struct{}) {
@@ -180,6 +202,12 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		o.allInstances = o.allInstances || !api.Registering()
 		if o.desc == "" {
 			o.desc = desc
+		}
+		if e.fake != nil {
+			// On the fake clock it runs at the test's next t.clock.advance
+			// (advance(0) runs it now), so a test decides when.
+			fakeStart(0, 0, func() bool { return fire(nil, "run_as_background_process", o, fn, args) })
+			return 0
 		}
 		start(func(quit <-chan struct{}) {
 			fire(quit, "run_as_background_process", o, fn, args)

@@ -66,11 +66,13 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 		codes.RawSetString(name, lua.LString(c))
 	}
 	t.RawSetString("Codes", codes)
+	GuardMembers(L, codes, "api.Codes", "errcode")
 	rb := L.NewTable()
 	rb.RawSetString("ALLOW", lua.LString("allow"))
 	rb.RawSetString("SHADOW_BAN", lua.LString("shadow_ban"))
 	rb.RawSetString("DENY", lua.LString("deny"))
 	t.RawSetString("RegistrationBehaviour", rb)
+	GuardMembers(L, rb, "api.RegistrationBehaviour", "constant")
 	t.RawSetString("null", stdlib.Null(L))
 	t.RawSetString("server_name", lua.LString(serverName))
 
@@ -115,6 +117,7 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 			}
 		}}
 	}))
+	GuardMembers(L, t, "api", "function")
 	return m
 }
 

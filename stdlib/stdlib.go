@@ -9,6 +9,7 @@ package stdlib
 import (
 	"log/slog"
 	"sort"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -20,6 +21,9 @@ type Env struct {
 	Module string
 	// Logger receives the log library's records; nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the time library's clock; nil means time.Now. (luahost test
+	// runs modules on a fake clock.)
+	Now func() time.Time
 	// cache holds per-state library data (compiled regexps, ...), keyed by
 	// library.
 	cache map[string]any

@@ -24,15 +24,19 @@ var timeLayouts = map[string]string{
 
 func init() { register("time", loadTime) }
 
-func loadTime(L *lua.LState, _ *Env) lua.LValue {
+func loadTime(L *lua.LState, env *Env) lua.LValue {
+	now := time.Now
+	if env != nil && env.Now != nil {
+		now = env.Now
+	}
 	t := L.NewTable()
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"now_ms": func(L *lua.LState) int {
-			L.Push(lua.LNumber(time.Now().UnixMilli()))
+			L.Push(lua.LNumber(now().UnixMilli()))
 			return 1
 		},
 		"now": func(L *lua.LState) int {
-			L.Push(lua.LNumber(float64(time.Now().UnixNano()) / 1e9))
+			L.Push(lua.LNumber(float64(now().UnixNano()) / 1e9))
 			return 1
 		},
 		"format": func(L *lua.LState) int {

@@ -36,13 +36,15 @@ import (
 const usage = `usage: luahost <command> [flags]
 
 commands:
-  check   -c CONFIG                       load every module, list what each registered
+  check   -c CONFIG [--strict]            load and lint every module, list what each registered
   call    -c CONFIG CALLBACK [ARG_JSON...] invoke a callback across the modules, print the result
-  serve   -c CONFIG [--listen ADDR] [--admin ADDR]
+  serve   -c CONFIG [--listen ADDR] [--admin ADDR] [--allow-partial]
                                           serve a Client-Server API and the modules' web resources
   status  --admin URL                     show what a running serve reports: modules, generations, errors
   health  --admin URL [--ready]           exit 0 when a running serve is healthy, 1 when not
   version                                 print the version and VCS revision (also --version)
+  test    [-v] [--run PATTERN] [paths...] run the modules' *_test.lua files
+  new     NAME [--category CAT] [--web]   write a new module with its config, test and editor set-up
 
 Every command takes --log-level debug|info|warn|error and --log-format text|json
 (defaults from $LUAHOST_LOG_LEVEL and $LUAHOST_LOG_FORMAT).
@@ -71,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdHealth(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		return cmdVersion(args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(args[1:], stdout, stderr)
+	case "new":
+		return cmdNew(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -154,8 +160,9 @@ func printErr(stderr io.Writer, err error) {
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var o opts
 	fs := newFlags("check", &o, "warn")
+	strict := fs.Bool("strict", false, "treat lint warnings as errors (exit status 1)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: luahost check -c CONFIG\n\nLoads every module and lists what each registered; exits 1 if any fails.")
+		fmt.Fprintln(fs.Output(), "usage: luahost check -c CONFIG [--strict]\n\nLoads every module and lists what each registered; exits 1 if any fails.\nLints each module's script too: warnings with file:line, errors with --strict.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -168,7 +175,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	eng, _, err := load(ctx, o, log, true)
+	warnings := 0
 	if eng != nil {
+		warnings = lintModules(eng.Config(), stderr, *strict)
 		defer eng.Close()
 		err = loadFailures(eng)
 		for _, m := range eng.Status() {
@@ -192,14 +201,19 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
+	if *strict && warnings > 0 {
+		return 1
+	}
 	return 0
 }
 
 func cmdCall(args []string, stdout, stderr io.Writer) int {
 	var o opts
 	fs := newFlags("call", &o, "warn")
+	var cf callFlags
+	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: luahost call -c CONFIG CALLBACK [ARG_JSON ...]\n\nInvokes a callback across the modules and prints the combined answer as JSON.\nThe scripts' warnings and errors are shown; --log-level info or debug shows print() and log.info/log.debug too.")
+		fmt.Fprintln(fs.Output(), "usage: luahost call -c CONFIG [--fixture FILE] [--store memory|config] CALLBACK [ARG_JSON ...]\n\nInvokes a callback across the modules and prints the combined answer as JSON.\nThe scripts' warnings and errors are shown; --log-level info or debug shows print() and log.info/log.debug too.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -215,24 +229,20 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ctx := context.Background()
-	eng, _, err := load(ctx, o, log, false)
+	raw, err := callArgs(fs.Args()[1:])
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	defer eng.Close()
-	raw := make([]json.RawMessage, 0, fs.NArg()-1)
-	for i, a := range fs.Args()[1:] {
-		if !json.Valid([]byte(a)) {
-			fmt.Fprintf(stderr, "error: argument %d is not valid JSON: %s\n", i+1, a)
-			return 1
-		}
-		raw = append(raw, json.RawMessage(a))
+	eng, closeAll, err := loadForCall(ctx, o, cf, log)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
 	}
+	defer closeAll()
 	res, err := invoke.Call(ctx, eng, fs.Arg(0), raw)
 	if err != nil {
-		printErr(stderr, err)
-		return 1
+		return callExit(stderr, err)
 	}
 	out, err := json.Marshal(res)
 	if err != nil {
@@ -255,6 +265,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	var devAdmins multiFlag
 	fs.Var(&devAdmins, "dev-admin", "like --dev-user, and make the user an admin")
 	sharedSecret := fs.String("registration-shared-secret", "", "enable Synapse's shared-secret registration (/_synapse/admin/v1/register) with this secret")
+	allowPartial := fs.Bool("allow-partial", false, "serve the modules that load and report the others (fixing their files loads them); by default one failing module stops serve")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: luahost serve -c CONFIG [flags]\n\nServes the modules' web resources on an in-memory homeserver, reloading modules as their files change.")
 		fs.PrintDefaults()
@@ -300,7 +311,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	// Metrics are collected only when something can read them.
 	var reg *prometheus.Registry
 	var metrics *prommetrics.Metrics
-	eo := engine.Options{Logger: log}
+	eo := engine.Options{Logger: log, AllowPartial: *allowPartial}
 	if adminAddr != "" {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -315,6 +326,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if metrics != nil {
 		metrics.Attach(eng)
+	}
+	if !strings.EqualFold(o.log.format, "json") { // JSON logs have the engine's own records of it
+		reportPartial(eng, stderr, *noWatch)
 	}
 	return serve(ctx, eng, host, cfg, addr, adminAddr, reg, serveFlags{devUsers, devAdmins, *noWatch, *sharedSecret}, log, stdout, fail)
 }

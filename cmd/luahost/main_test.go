@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"hmac-sha512":       cmdHMACSHA512,
 			"wait-log":          cmdWaitLog,
 			"jsonl":             cmdJSONL,
+			"http-until":        cmdHTTPUntil,
 		},
 	})
 }

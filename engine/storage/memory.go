@@ -21,6 +21,7 @@ type memEntry struct {
 // memStore is the "memory" backend: a map per namespace under one RWMutex. Expired keys
 // vanish when read and are swept by a goroutine that Close stops.
 type memStore struct {
+	now    func() time.Time
 	mu     sync.RWMutex
 	data   map[string]map[string]memEntry // nil once closed
 	stop   chan struct{}
@@ -28,8 +29,19 @@ type memStore struct {
 	closer sync.Once
 }
 
-func newMemory() *memStore {
+// NewMemory returns a "memory" backend whose expiry times follow now
+// (nil: time.Now). Tests of expiry pass a fake clock; Open with backend
+// "memory" is the same store on the real clock.
+func NewMemory(now func() time.Time) Store {
+	if now == nil {
+		now = time.Now
+	}
+	return newMemory(now)
+}
+
+func newMemory(now func() time.Time) *memStore {
 	m := &memStore{
+		now:  now,
 		data: make(map[string]map[string]memEntry),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -55,7 +67,7 @@ func (m *memStore) sweeper() {
 func (m *memStore) sweep() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now().UnixNano()
+	now := m.now().UnixNano()
 	for ns, b := range m.data {
 		for k, e := range b {
 			if Expired(e.exp, now) {
@@ -86,7 +98,7 @@ func (m *memStore) Get(ctx context.Context, ns, key string) ([]byte, bool, error
 	if !ok {
 		return nil, false, nil
 	}
-	if now := time.Now().UnixNano(); Expired(e.exp, now) {
+	if now := m.now().UnixNano(); Expired(e.exp, now) {
 		m.mu.Lock()
 		if b := m.data[ns]; b != nil {
 			if e2, ok := b[key]; ok && Expired(e2.exp, now) {
@@ -104,7 +116,7 @@ func (m *memStore) Set(ctx context.Context, ns, key string, value []byte, ttl ti
 	if err := CheckArgs(ctx, ns, key, ttl); err != nil {
 		return err
 	}
-	e := memEntry{val: append([]byte{}, value...), exp: ExpiryAt(time.Now(), ttl)}
+	e := memEntry{val: append([]byte{}, value...), exp: ExpiryAt(m.now(), ttl)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {
@@ -146,7 +158,7 @@ func (m *memStore) Incr(ctx context.Context, ns, key string, by int64, ttl time.
 	if m.data == nil {
 		return 0, closedErr("memory", "incr", key)
 	}
-	now := time.Now()
+	now := m.now()
 	b := m.data[ns]
 	e, exists := b[key]
 	if exists && Expired(e.exp, now.UnixNano()) {
@@ -177,7 +189,7 @@ func (m *memStore) List(ctx context.Context, ns, prefix string) ([]string, error
 	if m.data == nil {
 		return nil, closedErr("memory", "list", prefix)
 	}
-	now := time.Now().UnixNano()
+	now := m.now().UnixNano()
 	keys := []string{}
 	for k, e := range m.data[ns] {
 		if strings.HasPrefix(k, prefix) && !Expired(e.exp, now) {
@@ -227,7 +239,7 @@ func (m *memStore) SetIfAbsent(ctx context.Context, ns, key string, value []byte
 	if m.data == nil {
 		return false, closedErr("memory", "setifabsent", key)
 	}
-	now := time.Now()
+	now := m.now()
 	if _, ok := m.live(ns, key, now.UnixNano()); ok {
 		return false, nil
 	}
@@ -244,7 +256,7 @@ func (m *memStore) CompareAndSwap(ctx context.Context, ns, key string, old, new 
 	if m.data == nil {
 		return false, closedErr("memory", "compareandswap", key)
 	}
-	now := time.Now()
+	now := m.now()
 	cur, ok := m.live(ns, key, now.UnixNano())
 	if ok != (old != nil) || !bytes.Equal(cur, old) {
 		return false, nil
@@ -265,7 +277,7 @@ func (m *memStore) Txn(ctx context.Context, ns string, keys []string, fn TxnFunc
 	if m.data == nil {
 		return closedErr("memory", "txn", strings.Join(keys, " "))
 	}
-	now := time.Now().UnixNano()
+	now := m.now().UnixNano()
 	vals := make(map[string][]byte, len(keys))
 	for _, k := range keys {
 		if v, ok := m.live(ns, k, now); ok {
@@ -276,7 +288,7 @@ func (m *memStore) Txn(ctx context.Context, ns string, keys []string, fn TxnFunc
 	if err != nil {
 		return err
 	}
-	at := time.Now()
+	at := m.now()
 	for k, w := range writes {
 		m.put(ns, k, w.Value, w.TTL, at)
 	}

@@ -167,7 +167,7 @@ var linkable = map[string]string{
 }
 
 func init() {
-	Register("memory", func(Config) (Store, error) { return newMemory(), nil })
+	Register("memory", func(Config) (Store, error) { return newMemory(time.Now), nil })
 }
 
 // Register makes a backend available to Open under name, which must be lower case without

@@ -1,6 +1,7 @@
 // Package gen writes the code that repeats once per callback, from the
 // catalogue (luaapi.Catalogue): the engine's typed invokers and Has
-// constants, and the table `luahost call` dispatches through. Run it with
+// constants, the table `luahost call` dispatches through, and the LuaLS
+// stubs of module_api (with luaapi.APIMembers). Run it with
 // `go generate ./...` (engine/generate.go); TestGeneratedFilesAreCurrent
 // fails when a checked-in file is stale.
 package gen
@@ -34,6 +35,7 @@ func Files() (map[string][]byte, error) {
 		}
 		out[path] = src
 	}
+	out["stdlib/types/module_api.lua"] = []byte(luaLSStubs())
 	return out, nil
 }
 

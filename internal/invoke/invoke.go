@@ -20,6 +20,33 @@ import (
 // across the loaded modules through its typed invoker (the generated
 // calls table) and returns what to print as JSON.
 func Call(ctx context.Context, e *engine.Engine, name string, raw []json.RawMessage) (any, error) {
+	res, err := Run(ctx, e, name, raw)
+	if err != nil {
+		return nil, err
+	}
+	return printable(res), nil
+}
+
+// NotRegisteredError is a call of a callback no loaded module registered:
+// the invoker would answer its default ("NOT_SPAM", true, nil), which
+// says nothing about the modules.
+type NotRegisteredError struct {
+	Callback string // "spam_checker.check_event_for_spam"
+	// Registered lists what the loaded modules do register, by module.
+	Registered []string
+}
+
+func (e *NotRegisteredError) Error() string {
+	msg := "no loaded module registered " + e.Callback
+	if len(e.Registered) == 0 {
+		return msg + " (the loaded modules register no callbacks)"
+	}
+	return msg + " (registered: " + strings.Join(e.Registered, "; ") + ")"
+}
+
+// Run is Call without the printing: it returns the typed invoker's
+// answer (engine.SpamDecision, bool, ...); see Values.
+func Run(ctx context.Context, e *engine.Engine, name string, raw []json.RawMessage) (any, error) {
 	cb, err := luaapi.LookupCallback(name)
 	if err != nil {
 		return nil, err
@@ -28,11 +55,67 @@ func Call(ctx context.Context, e *engine.Engine, name string, raw []json.RawMess
 	if run == nil {
 		return nil, fmt.Errorf("%s: no invoker in this version of luahost", cb.ID())
 	}
-	res, err := run(e, ctx, cb, raw)
-	if err != nil {
+	if err := registered(e, cb); err != nil {
 		return nil, err
 	}
-	return printable(res), nil
+	return run(e, ctx, cb, raw)
+}
+
+// registered checks that some loaded module registered cb.
+func registered(e *engine.Engine, cb *luaapi.Callback) error {
+	nr := &NotRegisteredError{Callback: cb.ID()}
+	for _, st := range e.Status() {
+		for _, c := range st.Callbacks {
+			if c == cb.ID() || strings.HasPrefix(c, cb.ID()+"[") {
+				return nil
+			}
+		}
+		if len(st.Callbacks) > 0 {
+			nr.Registered = append(nr.Registered, st.Name+": "+strings.Join(st.Callbacks, ", "))
+		}
+	}
+	return nr
+}
+
+// Values is a typed answer as the values a script would return: a spam
+// verdict is errcode (or "NOT_SPAM") and its extra fields, an event check
+// is allowed and the replacement, an auth check the user ID, a legacy
+// renewal token_valid, token_stale, expiration_ts; anything
+// else is one value, shaped as Call prints it. JSON null inside is nil.
+func Values(v any) []any {
+	switch v := v.(type) {
+	case engine.SpamDecision:
+		if v.Allowed() {
+			return []any{"NOT_SPAM"}
+		}
+		if len(v.Extra) == 0 && v.Msg == "" {
+			return []any{v.Errcode}
+		}
+		extra := map[string]any{}
+		for k, x := range v.Extra {
+			extra[k] = x
+		}
+		if v.Msg != "" {
+			extra["error"] = v.Msg
+		}
+		return []any{v.Errcode, extra}
+	case engine.EventDecision:
+		if v.Replacement == nil {
+			return []any{v.Allowed(), nil}
+		}
+		return []any{v.Allowed(), v.Replacement}
+	case *engine.AuthResult:
+		if v == nil {
+			return []any{nil}
+		}
+		return []any{v.UserID}
+	case *engine.LegacyRenewal:
+		if v == nil {
+			return []any{nil}
+		}
+		return []any{v.TokenValid, v.TokenStale, v.ExpirationTS}
+	}
+	return []any{printable(v)}
 }
 
 // printable is the JSON shape `luahost call` prints for a combined answer.

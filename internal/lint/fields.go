@@ -2,11 +2,14 @@ package lint
 
 import (
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/luahost/luahost/internal/sandbox"
 )
 
 // TableFields describes t's string keys for an Env, descending into
 // fields that are plain tables down to depth levels (1: t's own keys
-// only). A table with a metatable, one met again inside itself (_G,
+// only). A table with a metatable (other than the sandbox's guards, which
+// only make a missing key raise), one met again inside itself (_G,
 // string.__index) or one past depth is left unchecked (nil), since its
 // keys need not be all it answers to.
 //
@@ -25,7 +28,7 @@ func tableFields(t *lua.LTable, depth int, open map[*lua.LTable]bool) Fields {
 			return
 		}
 		var sub Fields
-		if vt, ok := v.(*lua.LTable); ok && depth > 1 && vt.Metatable == lua.LNil && !open[vt] {
+		if vt, ok := v.(*lua.LTable); ok && depth > 1 && (vt.Metatable == lua.LNil || sandbox.IsGuard(vt.Metatable)) && !open[vt] {
 			open[vt] = true
 			sub = tableFields(vt, depth-1, open)
 			delete(open, vt)

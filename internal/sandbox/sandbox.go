@@ -99,6 +99,7 @@ func NewState() *lua.LState {
 		mathT.RawSetString("huge", lua.LNumber(math.Inf(1))) // gopher-lua has MaxFloat64
 	}
 	installPcall(L)
+	guardRemoved(L)
 	return L
 }
 

@@ -2,7 +2,9 @@
 -- LuaLS (lua-language-server) definitions for luahost's standard library.
 -- Add this folder to "workspace.library" in .luarc.json; `require("re")`
 -- and friends then resolve to the classes below through the overloads of
--- require at the end of this file. Reference: docs/stdlib.md.
+-- require at the end of this file (module_api.lua and luahost_test.lua
+-- beside it define module_api and the test API). Reference: docs/stdlib.md,
+-- docs/editor.md.
 
 ---------------------------------------------------------------- json
 
@@ -377,6 +379,8 @@ function strings.valid_utf8(s) end
 
 ---------------------------------------------------------------- require
 
+---@overload fun(name: "module_api"): luahost.module_api
+---@overload fun(name: "luahost.test"): luahost.test
 ---@overload fun(name: "json"): luahost.json
 ---@overload fun(name: "re"): luahost.re
 ---@overload fun(name: "crypto"): luahost.crypto

@@ -1,0 +1,4 @@
+local t = require("luahost.test")
+t.test("broken", function()
+  if then
+end)

@@ -1,0 +1,4 @@
+local t = require("luahost.test")
+t.test("fine", function() end)
+local x = nil
+x.y = 1

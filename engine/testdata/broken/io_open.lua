@@ -1,0 +1,5 @@
+local M = {}
+function M.new(config, api)
+  local f = io.open("/etc/passwd")
+end
+return M

@@ -1,0 +1,4 @@
+local M = {}
+local home = os.getenv("HOME")
+function M.new(config, api) end
+return M

@@ -1,0 +1,5 @@
+local M = {}
+function M.new(config, api)
+  api.sleep(10)
+end
+return M
