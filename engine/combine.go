@@ -676,7 +676,7 @@ func toRatelimitOverride(v any, err error) (*RatelimitOverride, error) {
 type mediaFile func() ([]byte, error)
 
 func (read mediaFile) toLua(L *lua.LState) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 1)
 	t.RawSetString("read", L.NewFunction(func(L *lua.LState) int {
 		if read == nil {
 			L.Push(lua.LString(""))

@@ -28,7 +28,7 @@ func proxyMeta(L *lua.LState, name, readOnly string) (mt *lua.LTable, built bool
 	if mt, ok := L.G.Registry.RawGetString(key).(*lua.LTable); ok {
 		return mt, true
 	}
-	mt = L.NewTable()
+	mt = L.CreateTable(0, 2)
 	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
 		L.RaiseError("%s", readOnly)
 		return 0

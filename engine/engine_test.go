@@ -343,6 +343,11 @@ func TestSandbox(t *testing.T) {
 		`assert(rawget(_G, "no_such_global") == nil and no_such_global == nil, "other missing globals are nil")`,
 		`local ok, err = pcall(function() return api.get_profile_for_usr end); assert(not ok and err:find("api.get_profile_for_usr: no such function (did you mean get_profile_for_user?)", 1, true), err)`,
 		`assert(api.worker_name == nil and rawget(api, "no_such") == nil, "nil-able members and rawget read nil")`,
+		// Sub-tables and classes are filled on first use; pairs and a typo fill them too.
+		`local n = 0; for k in pairs(api.http_client) do n = n + 1 end; assert(n >= 3 and rawget(api.http_client, "get_json") ~= nil, "pairs fills a lazy table")`,
+		`local names = {}; for k in pairs(api.UserID) do names[#names + 1] = k end; table.sort(names); assert(table.concat(names, ",") == "SIGIL,from_string,is_valid,new", table.concat(names, ","))`,
+		`local ok, err = pcall(function() return api.RoomID.from_strin end); assert(not ok and err:find("api.RoomID.from_strin: no such function (did you mean from_string?)", 1, true), err)`,
+		`assert(tostring(api.RoomAlias("a", "example.org")) == "#a:example.org" and api.RoomAlias.SIGIL == "#" and api.RoomAlias.is_valid("#a:example.org"), "id classes")`,
 		`local ok, err = pcall(function() return api.Codes.FORBIDEN end); assert(not ok and err:find("api.Codes.FORBIDEN: no such errcode (did you mean FORBIDDEN?)", 1, true), err)`,
 		`local ok, err = pcall(function() return api.server_nam end); assert(not ok and err:find("no such member (did you mean server_name?)", 1, true), err)`,
 		`assert(type(os.time()) == "number" and type(os.clock()) == "number" and type(os.date()) == "string", "safe os")`,

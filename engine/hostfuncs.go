@@ -246,35 +246,36 @@ func (e *Engine) installHostFunctions(L *lua.LState, api *luaapi.ModuleAPI, mc M
 		}},
 	})
 
-	adm := L.NewTable()
+	adm := L.CreateTable(0, 4)
 	t.RawSetString("account_data_manager", adm)
-	luaapi.GuardMembers(L, adm, "api.account_data_manager", "function")
-	e.install(L, adm, mc.Name, "account_data_manager.", []hostFunc{
-		{"get_global", hasAccountData, func(a *hostArgs) runFunc {
-			userID := a.str(1, "user_id")
-			typ := a.str(2, "data_type")
-			return func(ctx context.Context) (sandbox.Result, error) {
-				content, err := accountData.GlobalAccountData(ctx, userID, typ)
-				if content == nil || errors.Is(err, ErrNotFound) {
-					return values(nil), nilIfNotFound(err)
+	luaapi.GuardLazy(L, adm, "api.account_data_manager", "function", func(L *lua.LState, adm *lua.LTable) {
+		e.install(L, adm, mc.Name, "account_data_manager.", []hostFunc{
+			{"get_global", hasAccountData, func(a *hostArgs) runFunc {
+				userID := a.str(1, "user_id")
+				typ := a.str(2, "data_type")
+				return func(ctx context.Context) (sandbox.Result, error) {
+					content, err := accountData.GlobalAccountData(ctx, userID, typ)
+					if content == nil || errors.Is(err, ErrNotFound) {
+						return values(nil), nilIfNotFound(err)
+					}
+					if err != nil {
+						return nil, err
+					}
+					return values(content), nil
 				}
-				if err != nil {
-					return nil, err
+			}},
+			{"put_global", hasAccountData, func(a *hostArgs) runFunc {
+				userID := a.str(1, "user_id")
+				typ := a.str(2, "data_type")
+				content := a.optObject(3, "new_data")
+				if content == nil {
+					a.fail("bad argument #3 (new_data): table expected, got nil")
 				}
-				return values(content), nil
-			}
-		}},
-		{"put_global", hasAccountData, func(a *hostArgs) runFunc {
-			userID := a.str(1, "user_id")
-			typ := a.str(2, "data_type")
-			content := a.optObject(3, "new_data")
-			if content == nil {
-				a.fail("bad argument #3 (new_data): table expected, got nil")
-			}
-			return func(ctx context.Context) (sandbox.Result, error) {
-				return nil, accountData.PutGlobalAccountData(ctx, userID, typ, content)
-			}
-		}},
+				return func(ctx context.Context) (sandbox.Result, error) {
+					return nil, accountData.PutGlobalAccountData(ctx, userID, typ, content)
+				}
+			}},
+		})
 	})
 
 	e.installHTTPClient(L, t, mc.Name)

@@ -131,20 +131,22 @@ func (e *Engine) installModAPI(L *lua.LState, api *luaapi.ModuleAPI) {
 		}},
 	})
 
-	prlm := L.NewTable()
+	prlm := L.CreateTable(0, 2)
 	t.RawSetString("public_room_list_manager", prlm)
-	setPublic := func(published bool) func(a *hostArgs) runFunc {
-		return func(a *hostArgs) runFunc {
-			roomID := a.str(1, "room_id")
-			return func(ctx context.Context) (sandbox.Result, error) {
-				return nil, publisher.SetRoomInPublicRoomList(ctx, roomID, published)
+	luaapi.GuardLazy(L, prlm, "api.public_room_list_manager", "function", func(L *lua.LState, prlm *lua.LTable) {
+		setPublic := func(published bool) func(a *hostArgs) runFunc {
+			return func(a *hostArgs) runFunc {
+				roomID := a.str(1, "room_id")
+				return func(ctx context.Context) (sandbox.Result, error) {
+					return nil, publisher.SetRoomInPublicRoomList(ctx, roomID, published)
+				}
 			}
 		}
-	}
-	e.install(L, prlm, api.Module, "public_room_list_manager.", []hostFunc{
-		{"room_is_in_public_room_list", hasPublicList, isPublic},
-		{"add_room_to_public_room_list", hasPublisher, setPublic(true)},
-		{"remove_room_from_public_room_list", hasPublisher, setPublic(false)},
+		e.install(L, prlm, api.Module, "public_room_list_manager.", []hostFunc{
+			{"room_is_in_public_room_list", hasPublicList, isPublic},
+			{"add_room_to_public_room_list", hasPublisher, setPublic(true)},
+			{"remove_room_from_public_room_list", hasPublisher, setPublic(false)},
+		})
 	})
 }
 

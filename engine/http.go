@@ -430,7 +430,7 @@ func requestMeta(L *lua.LState) *lua.LTable {
 			L.Push(jsonFn)
 		case "query":
 			if p.query == nil {
-				t := L.NewTable()
+				t := L.CreateTable(0, 4)
 				for k, vs := range p.req.URL.Query() {
 					if len(vs) > 0 {
 						t.RawSetString(k, lua.LString(vs[0]))
@@ -441,7 +441,7 @@ func requestMeta(L *lua.LState) *lua.LTable {
 			L.Push(p.query)
 		case "query_all":
 			if p.queryAll == nil {
-				t := L.NewTable()
+				t := L.CreateTable(0, 4)
 				for k, vs := range p.req.URL.Query() {
 					arr := stdlib.NewArray(L, len(vs))
 					for i, v := range vs {
@@ -454,7 +454,7 @@ func requestMeta(L *lua.LState) *lua.LTable {
 			L.Push(p.queryAll)
 		case "headers":
 			if p.headers == nil {
-				t := L.NewTable()
+				t := L.CreateTable(0, 8)
 				for k, vs := range p.req.Header {
 					if len(vs) > 0 {
 						t.RawSetString(strings.ToLower(k), lua.LString(vs[0]))

@@ -155,103 +155,104 @@ func doHTTP(ctx context.Context, c *http.Client, r *httpRequest) (*httpResponse,
 // installHTTPClient adds api.http_client.
 func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable, module string) {
 	client := e.httpClient
-	hc := L.NewTable()
+	hc := L.CreateTable(0, 8)
 	api.RawSetString("http_client", hc)
-	luaapi.GuardMembers(L, hc, "api.http_client", "function")
-	do := func(ctx context.Context, r *httpRequest) (*httpResponse, error) {
-		if e.obs == nil {
-			return doHTTP(ctx, client, r)
+	luaapi.GuardLazy(L, hc, "api.http_client", "function", func(L *lua.LState, hc *lua.LTable) {
+		do := func(ctx context.Context, r *httpRequest) (*httpResponse, error) {
+			if e.obs == nil {
+				return doHTTP(ctx, client, r)
+			}
+			start := time.Now()
+			resp, err := doHTTP(ctx, client, r)
+			ev := HTTPClientEvent{Module: module, Method: methodLabel(r.method), Outcome: httpOutcome(ctx, err),
+				Duration: time.Since(start), Err: e.redactErr(err)}
+			if resp != nil {
+				ev.Status = resp.code
+			}
+			e.obs.HTTPClientRequest(ev)
+			return resp, err
 		}
-		start := time.Now()
-		resp, err := doHTTP(ctx, client, r)
-		ev := HTTPClientEvent{Module: module, Method: methodLabel(r.method), Outcome: httpOutcome(ctx, err),
-			Duration: time.Since(start), Err: e.redactErr(err)}
-		if resp != nil {
-			ev.Status = resp.code
-		}
-		e.obs.HTTPClientRequest(ev)
-		return resp, err
-	}
 
-	// jsonCall sends a JSON request and returns the decoded JSON answer,
-	// raising an HttpResponseException-like table on a non-2xx status.
-	jsonCall := func(a *hostArgs, r *httpRequest) runFunc {
-		where := a.where()
-		name := a.name
-		r.header.Set("Accept", "application/json")
-		return func(ctx context.Context) (sandbox.Result, error) {
-			resp, err := do(ctx, r)
-			if err != nil {
-				return nil, err
-			}
-			if resp.code < 200 || resp.code > 299 {
-				return nil, httpResponseError(where, name, resp)
-			}
-			if !json.Valid(resp.body) {
-				return nil, fmt.Errorf("the response from %s is not JSON (status %d, %d bytes)", r.url.Redacted(), resp.code, len(resp.body))
-			}
-			body := resp.body
-			return func(L *lua.LState) []lua.LValue {
-				v, err := stdlib.DecodeJSON(L, body)
-				if err != nil {
-					L.RaiseError("%s: decoding the response: %v", name, err)
-				}
-				return []lua.LValue{v}
-			}, nil
-		}
-	}
-
-	e.installOwn(L, hc, module, "http_client.", []hostFunc{
-		{"get_json", true, func(a *hostArgs) runFunc {
-			r := &httpRequest{method: http.MethodGet, url: a.url(1), header: a.headers(3)}
-			a.query(r.url, 2)
-			return jsonCall(a, r)
-		}},
-		{"post_json_get_json", true, func(a *hostArgs) runFunc {
-			r := &httpRequest{method: http.MethodPost, url: a.url(1), body: a.jsonBody(2), header: a.headers(3)}
-			r.header.Set("Content-Type", "application/json")
-			return jsonCall(a, r)
-		}},
-		{"put_json", true, func(a *hostArgs) runFunc {
-			r := &httpRequest{method: http.MethodPut, url: a.url(1), body: a.jsonBody(2), header: a.headers(4)}
-			a.query(r.url, 3)
-			r.header.Set("Content-Type", "application/json")
-			return jsonCall(a, r)
-		}},
-		{"request", true, func(a *hostArgs) runFunc {
-			method := strings.ToUpper(a.str(1, "method"))
-			if method == "" || strings.ContainsAny(method, " \t\r\n") {
-				a.fail("bad argument #1 (method): %q is not an HTTP method", method)
-			}
-			r := &httpRequest{method: method, url: a.url(2), header: http.Header{}}
-			switch opts := a.L.Get(3).(type) {
-			case *lua.LNilType:
-			case *lua.LTable:
-				r.header = a.headerTable(opts.RawGetString("headers"), "options.headers")
-				switch b := opts.RawGetString("body").(type) {
-				case *lua.LNilType:
-				case lua.LString:
-					r.body = []byte(b)
-				default:
-					a.fail("bad argument #3 (options.body): string expected, got %s (use json.encode for JSON)", b.Type().String())
-				}
-			default:
-				a.badArg(3, "options", "table {headers=, body=}", opts)
-			}
+		// jsonCall sends a JSON request and returns the decoded JSON answer,
+		// raising an HttpResponseException-like table on a non-2xx status.
+		jsonCall := func(a *hostArgs, r *httpRequest) runFunc {
+			where := a.where()
+			name := a.name
+			r.header.Set("Accept", "application/json")
 			return func(ctx context.Context) (sandbox.Result, error) {
 				resp, err := do(ctx, r)
 				if err != nil {
 					return nil, err
 				}
+				if resp.code < 200 || resp.code > 299 {
+					return nil, httpResponseError(where, name, resp)
+				}
+				if !json.Valid(resp.body) {
+					return nil, fmt.Errorf("the response from %s is not JSON (status %d, %d bytes)", r.url.Redacted(), resp.code, len(resp.body))
+				}
+				body := resp.body
 				return func(L *lua.LState) []lua.LValue {
-					t := L.CreateTable(0, 3)
-					t.RawSetString("code", lua.LNumber(resp.code))
-					t.RawSetString("headers", headersToLua(L, resp.header))
-					t.RawSetString("body", lua.LString(resp.body))
-					return []lua.LValue{t}
+					v, err := stdlib.DecodeJSON(L, body)
+					if err != nil {
+						L.RaiseError("%s: decoding the response: %v", name, err)
+					}
+					return []lua.LValue{v}
 				}, nil
 			}
-		}},
+		}
+
+		e.installOwn(L, hc, module, "http_client.", []hostFunc{
+			{"get_json", true, func(a *hostArgs) runFunc {
+				r := &httpRequest{method: http.MethodGet, url: a.url(1), header: a.headers(3)}
+				a.query(r.url, 2)
+				return jsonCall(a, r)
+			}},
+			{"post_json_get_json", true, func(a *hostArgs) runFunc {
+				r := &httpRequest{method: http.MethodPost, url: a.url(1), body: a.jsonBody(2), header: a.headers(3)}
+				r.header.Set("Content-Type", "application/json")
+				return jsonCall(a, r)
+			}},
+			{"put_json", true, func(a *hostArgs) runFunc {
+				r := &httpRequest{method: http.MethodPut, url: a.url(1), body: a.jsonBody(2), header: a.headers(4)}
+				a.query(r.url, 3)
+				r.header.Set("Content-Type", "application/json")
+				return jsonCall(a, r)
+			}},
+			{"request", true, func(a *hostArgs) runFunc {
+				method := strings.ToUpper(a.str(1, "method"))
+				if method == "" || strings.ContainsAny(method, " \t\r\n") {
+					a.fail("bad argument #1 (method): %q is not an HTTP method", method)
+				}
+				r := &httpRequest{method: method, url: a.url(2), header: http.Header{}}
+				switch opts := a.L.Get(3).(type) {
+				case *lua.LNilType:
+				case *lua.LTable:
+					r.header = a.headerTable(opts.RawGetString("headers"), "options.headers")
+					switch b := opts.RawGetString("body").(type) {
+					case *lua.LNilType:
+					case lua.LString:
+						r.body = []byte(b)
+					default:
+						a.fail("bad argument #3 (options.body): string expected, got %s (use json.encode for JSON)", b.Type().String())
+					}
+				default:
+					a.badArg(3, "options", "table {headers=, body=}", opts)
+				}
+				return func(ctx context.Context) (sandbox.Result, error) {
+					resp, err := do(ctx, r)
+					if err != nil {
+						return nil, err
+					}
+					return func(L *lua.LState) []lua.LValue {
+						t := L.CreateTable(0, 3)
+						t.RawSetString("code", lua.LNumber(resp.code))
+						t.RawSetString("headers", headersToLua(L, resp.header))
+						t.RawSetString("body", lua.LString(resp.body))
+						return []lua.LValue{t}
+					}, nil
+				}
+			}},
+		})
 	})
 }
 
@@ -305,7 +306,7 @@ func httpErrMeta(L *lua.LState) *lua.LTable {
 	if mt, ok := L.G.Registry.RawGetString(regHTTPErrMeta).(*lua.LTable); ok {
 		return mt
 	}
-	mt := L.NewTable()
+	mt := L.CreateTable(0, 1)
 	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		L.Push(L.CheckTable(1).RawGetString("message"))
 		return 1

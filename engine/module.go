@@ -264,7 +264,7 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 		{"parse_config", func(L *lua.LState) *lua.LFunction {
 			parsed = toLua(L, mc.Config)
 			if parsed == lua.LNil {
-				parsed = L.NewTable()
+				parsed = L.CreateTable(0, 0)
 			}
 			fn, _ := modTable.RawGetString("parse_config").(*lua.LFunction)
 			return fn

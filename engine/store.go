@@ -62,116 +62,117 @@ func (e *Engine) installStore(L *lua.LState, api *luaapi.ModuleAPI, mc ModuleCon
 		ns = mc.Name
 	}
 	ms := &moduleStore{e: e, ns: ns}
-	t := L.NewTable()
+	t := L.CreateTable(0, 16)
 	api.Table.RawSetString("store", t)
-	luaapi.GuardMembers(L, t, "api.store", "function")
-	e.installOwn(L, t, mc.Name, "store.", []hostFunc{
-		{"get", true, func(a *hostArgs) runFunc {
-			key := storeKey(a, 1)
-			return func(ctx context.Context) (sandbox.Result, error) {
-				var b []byte
-				var found bool
-				if err := ms.do(ctx, "get", func(st storage.Store) (err error) {
-					b, found, err = st.Get(ctx, ms.ns, key)
-					return err
-				}); err != nil {
-					return nil, err
+	luaapi.GuardLazy(L, t, "api.store", "function", func(L *lua.LState, t *lua.LTable) {
+		e.installOwn(L, t, mc.Name, "store.", []hostFunc{
+			{"get", true, func(a *hostArgs) runFunc {
+				key := storeKey(a, 1)
+				return func(ctx context.Context) (sandbox.Result, error) {
+					var b []byte
+					var found bool
+					if err := ms.do(ctx, "get", func(st storage.Store) (err error) {
+						b, found, err = st.Get(ctx, ms.ns, key)
+						return err
+					}); err != nil {
+						return nil, err
+					}
+					if !found {
+						return values(nil), nil
+					}
+					return func(L *lua.LState) []lua.LValue {
+						v, err := stdlib.DecodeJSON(L, b)
+						if err != nil {
+							panic(sandbox.ResultError{Err: fmt.Errorf("the value at key %q is not JSON: %v", key, err)})
+						}
+						return []lua.LValue{v}
+					}, nil
 				}
-				if !found {
-					return values(nil), nil
-				}
-				return func(L *lua.LState) []lua.LValue {
-					v, err := stdlib.DecodeJSON(L, b)
+			}},
+			{"set", true, func(a *hostArgs) runFunc {
+				key := storeKey(a, 1)
+				b := storeValue(a, 2)
+				ttl, ifAbsent := storeSetOptions(a, 3)
+				return func(ctx context.Context) (sandbox.Result, error) {
+					st, err := ms.store()
 					if err != nil {
-						panic(sandbox.ResultError{Err: fmt.Errorf("the value at key %q is not JSON: %v", key, err)})
+						return nil, ms.fail(ctx, err)
 					}
-					return []lua.LValue{v}
-				}, nil
-			}
-		}},
-		{"set", true, func(a *hostArgs) runFunc {
-			key := storeKey(a, 1)
-			b := storeValue(a, 2)
-			ttl, ifAbsent := storeSetOptions(a, 3)
-			return func(ctx context.Context) (sandbox.Result, error) {
-				st, err := ms.store()
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				stored := true
-				if ifAbsent {
-					stored, err = st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
-				} else {
-					err = st.Set(ctx, ms.ns, key, b, ttl)
-				}
-				if err != nil {
-					return nil, ms.fail(ctx, err)
-				}
-				ms.ok()
-				return values(stored), nil
-			}
-		}},
-		{"set_if_absent", true, func(a *hostArgs) runFunc {
-			key := storeKey(a, 1)
-			b := storeValue(a, 2)
-			ttl := storeTTL(a, 3)
-			return func(ctx context.Context) (sandbox.Result, error) {
-				var stored bool
-				err := ms.do(ctx, "set", func(st storage.Store) (err error) {
-					stored, err = st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
-					return err
-				})
-				if err != nil {
-					return nil, err
-				}
-				return values(stored), nil
-			}
-		}},
-		{"delete", true, func(a *hostArgs) runFunc {
-			key := storeKey(a, 1)
-			return func(ctx context.Context) (sandbox.Result, error) {
-				return nil, ms.do(ctx, "delete", func(st storage.Store) error { return st.Delete(ctx, ms.ns, key) })
-			}
-		}},
-		{"incr", true, func(a *hostArgs) runFunc {
-			key := storeKey(a, 1)
-			by := int64(1)
-			if a.L.Get(2) != lua.LNil {
-				by = storeInt(a, 2, "by")
-			}
-			ttl := storeTTL(a, 3)
-			return func(ctx context.Context) (sandbox.Result, error) {
-				var n int64
-				if err := ms.do(ctx, "incr", func(st storage.Store) (err error) {
-					n, err = st.Incr(ctx, ms.ns, key, by, ttl)
-					return err
-				}); err != nil {
-					return nil, err
-				}
-				return func(*lua.LState) []lua.LValue { return []lua.LValue{lua.LNumber(n)} }, nil
-			}
-		}},
-		{"list", true, func(a *hostArgs) runFunc {
-			prefix := a.optStr(1, "prefix")
-			return func(ctx context.Context) (sandbox.Result, error) {
-				var keys []string
-				if err := ms.do(ctx, "list", func(st storage.Store) (err error) {
-					keys, err = st.List(ctx, ms.ns, prefix)
-					return err
-				}); err != nil {
-					return nil, err
-				}
-				return func(L *lua.LState) []lua.LValue {
-					arr := stdlib.NewArray(L, len(keys))
-					for i, k := range keys {
-						arr.RawSetInt(i+1, lua.LString(k))
+					stored := true
+					if ifAbsent {
+						stored, err = st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
+					} else {
+						err = st.Set(ctx, ms.ns, key, b, ttl)
 					}
-					return []lua.LValue{arr}
-				}, nil
-			}
-		}},
+					if err != nil {
+						return nil, ms.fail(ctx, err)
+					}
+					ms.ok()
+					return values(stored), nil
+				}
+			}},
+			{"set_if_absent", true, func(a *hostArgs) runFunc {
+				key := storeKey(a, 1)
+				b := storeValue(a, 2)
+				ttl := storeTTL(a, 3)
+				return func(ctx context.Context) (sandbox.Result, error) {
+					var stored bool
+					err := ms.do(ctx, "set", func(st storage.Store) (err error) {
+						stored, err = st.SetIfAbsent(ctx, ms.ns, key, b, ttl)
+						return err
+					})
+					if err != nil {
+						return nil, err
+					}
+					return values(stored), nil
+				}
+			}},
+			{"delete", true, func(a *hostArgs) runFunc {
+				key := storeKey(a, 1)
+				return func(ctx context.Context) (sandbox.Result, error) {
+					return nil, ms.do(ctx, "delete", func(st storage.Store) error { return st.Delete(ctx, ms.ns, key) })
+				}
+			}},
+			{"incr", true, func(a *hostArgs) runFunc {
+				key := storeKey(a, 1)
+				by := int64(1)
+				if a.L.Get(2) != lua.LNil {
+					by = storeInt(a, 2, "by")
+				}
+				ttl := storeTTL(a, 3)
+				return func(ctx context.Context) (sandbox.Result, error) {
+					var n int64
+					if err := ms.do(ctx, "incr", func(st storage.Store) (err error) {
+						n, err = st.Incr(ctx, ms.ns, key, by, ttl)
+						return err
+					}); err != nil {
+						return nil, err
+					}
+					return func(*lua.LState) []lua.LValue { return []lua.LValue{lua.LNumber(n)} }, nil
+				}
+			}},
+			{"list", true, func(a *hostArgs) runFunc {
+				prefix := a.optStr(1, "prefix")
+				return func(ctx context.Context) (sandbox.Result, error) {
+					var keys []string
+					if err := ms.do(ctx, "list", func(st storage.Store) (err error) {
+						keys, err = st.List(ctx, ms.ns, prefix)
+						return err
+					}); err != nil {
+						return nil, err
+					}
+					return func(L *lua.LState) []lua.LValue {
+						arr := stdlib.NewArray(L, len(keys))
+						for i, k := range keys {
+							arr.RawSetInt(i+1, lua.LString(k))
+						}
+						return []lua.LValue{arr}
+					}, nil
+				}
+			}},
+		})
+		ms.installAtomic(L, t)
 	})
-	ms.installAtomic(L, t)
 }
 
 // storeValue reads the value argument of set: anything json can encode

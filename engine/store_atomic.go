@@ -82,7 +82,7 @@ return S
 func (ms *moduleStore) installAtomic(L *lua.LState, t *lua.LTable) {
 	del := L.NewUserData()
 	del.Value = storeDelete{}
-	delMeta := L.NewTable()
+	delMeta := L.CreateTable(0, 2)
 	delMeta.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		L.Push(lua.LString("api.store.DELETE"))
 		return 1
@@ -94,7 +94,7 @@ func (ms *moduleStore) installAtomic(L *lua.LState, t *lua.LTable) {
 	// fn makes a host function the helper calls; name is what its errors
 	// say (the script called store.update, not an internal function).
 	fn := func(name string, prepare func(a *hostArgs) runFunc) lua.LValue {
-		holder := L.NewTable()
+		holder := L.CreateTable(0, 1)
 		ms.e.installOwn(L, holder, ms.ns, "", []hostFunc{{name, true, prepare}})
 		return holder.RawGetString(name)
 	}

@@ -100,7 +100,7 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 	}
 	e.installBackground(L, t)
 	handle := func(L *lua.LState, cancel func()) *lua.LTable {
-		h := L.NewTable()
+		h := L.CreateTable(0, 1)
 		h.RawSetString("stop", L.NewFunction(func(L *lua.LState) int { cancel(); return 0 }))
 		return h
 	}

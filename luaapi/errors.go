@@ -41,7 +41,7 @@ func errMeta(L *lua.LState) *lua.LTable {
 	if mt, ok := L.G.Registry.RawGetString(regErrMeta).(*lua.LTable); ok {
 		return mt
 	}
-	mt := L.NewTable()
+	mt := L.CreateTable(0, 1)
 	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		t := L.CheckTable(1)
 		kind := lua.LVAsString(t.RawGetString("kind"))
@@ -58,7 +58,7 @@ func errMeta(L *lua.LState) *lua.LTable {
 }
 
 func newConfigError(L *lua.LState) int {
-	t := L.NewTable()
+	t := L.CreateTable(0, 3)
 	t.RawSetString("kind", lua.LString("ConfigError"))
 	t.RawSetString("msg", lua.LString(L.CheckString(1)))
 	t.RawSetString("where", lua.LString(L.Where(1)))
@@ -72,7 +72,7 @@ func newSynapseError(L *lua.LState) int {
 	if code < 400 || code > 599 {
 		L.ArgError(1, fmt.Sprintf("HTTP status %d is not an error status (400-599)", code))
 	}
-	t := L.NewTable()
+	t := L.CreateTable(0, 6)
 	t.RawSetString("kind", lua.LString("SynapseError"))
 	t.RawSetString("code", lua.LNumber(code))
 	t.RawSetString("msg", lua.LString(L.CheckString(2)))
@@ -89,7 +89,7 @@ func newSynapseError(L *lua.LState) int {
 // NewSynapseErrorValue builds the Lua value of a SynapseError, for Go code
 // that raises one into a script (get_user_by_req's 401s).
 func NewSynapseErrorValue(L *lua.LState, code int, msg, errcode string) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 5)
 	t.RawSetString("kind", lua.LString("SynapseError"))
 	t.RawSetString("code", lua.LNumber(code))
 	t.RawSetString("msg", lua.LString(msg))

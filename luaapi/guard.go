@@ -25,15 +25,48 @@ import (
 // noun for a miss when no suggestion says otherwise ("function",
 // "errcode").
 func GuardMembers(L *lua.LState, t *lua.LTable, path, what string) {
-	nilable := map[string]bool{}
+	GuardLazy(L, t, path, what, nil)
+}
+
+// GuardLazy is GuardMembers for a table whose members fill adds on first
+// use: the first read of any member (or pairs) runs fill, then reads
+// again. Most modules touch few of api's sub-tables, and building every
+// one's functions up front cost each of 500 small modules ~20 KB. It
+// returns the metatable so a caller can add to it (a class's __call).
+func GuardLazy(L *lua.LState, t *lua.LTable, path, what string, fill func(L *lua.LState, t *lua.LTable)) *lua.LTable {
+	var nilable map[string]bool
 	if path == "api" {
+		nilable = map[string]bool{}
 		for _, n := range NilableMembers {
 			nilable[n] = true
 		}
 	}
-	mt := L.NewTable()
+	materialise := func(L *lua.LState) {
+		if fill != nil {
+			f := fill
+			fill = nil
+			f(L, t)
+		}
+	}
+	mt := L.CreateTable(0, 3)
 	mt.RawSetString(sandbox.GuardMarker, lua.LTrue)
+	if fill != nil {
+		mt.RawSetString("__pairs", L.NewFunction(func(L *lua.LState) int {
+			materialise(L)
+			L.Push(L.GetGlobal("next"))
+			L.Push(t)
+			L.Push(lua.LNil)
+			return 3
+		}))
+	}
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		if fill != nil {
+			materialise(L)
+			if v := t.RawGet(L.Get(2)); v != lua.LNil {
+				L.Push(v)
+				return 1
+			}
+		}
 		key, ok := L.Get(2).(lua.LString)
 		if !ok || nilable[string(key)] {
 			L.Push(lua.LNil)
@@ -62,4 +95,5 @@ func GuardMembers(L *lua.LState, t *lua.LTable, path, what string) {
 		return 0
 	}))
 	t.Metatable = mt
+	return mt
 }

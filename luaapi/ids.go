@@ -133,7 +133,7 @@ func installIDs(L *lua.LState, t *lua.LTable) {
 // idClass is one identifier type's table: from_string, is_valid, new, and
 // a call (api.UserID(localpart, domain)) as Synapse's constructor.
 func idClass(L *lua.LState, k idKind) *lua.LTable {
-	cls := L.NewTable()
+	cls := L.CreateTable(0, 4)
 	fromString := func(L *lua.LState) int {
 		s := L.CheckString(1)
 		id, err := parseMatrixID(k, s)
@@ -149,25 +149,20 @@ func idClass(L *lua.LState, k idKind) *lua.LTable {
 		L.Push(pushID(L, &MatrixID{Sigil: k.sigil, Localpart: local, Domain: domain}))
 		return 1
 	}
-	fns := map[string]lua.LGFunction{
-		"from_string": fromString,
-		"is_valid": func(L *lua.LState) int {
+	mt := GuardLazy(L, cls, "api."+k.name, "function", func(L *lua.LState, cls *lua.LTable) {
+		cls.RawSetString("from_string", L.NewFunction(sandbox.MethodTolerant(cls, fromString)))
+		cls.RawSetString("is_valid", L.NewFunction(sandbox.MethodTolerant(cls, func(L *lua.LState) int {
 			s, ok := L.Get(1).(lua.LString)
 			L.Push(lua.LBool(ok && isValid(k, string(s))))
 			return 1
-		},
-		"new": construct,
-	}
-	for name, fn := range fns {
-		cls.RawSetString(name, L.NewFunction(sandbox.MethodTolerant(cls, fn)))
-	}
-	cls.RawSetString("SIGIL", lua.LString(string(k.sigil)))
-	mt := L.NewTable()
+		})))
+		cls.RawSetString("new", L.NewFunction(sandbox.MethodTolerant(cls, construct)))
+		cls.RawSetString("SIGIL", lua.LString(string(k.sigil)))
+	})
 	mt.RawSetString("__call", L.NewFunction(func(L *lua.LState) int {
 		L.Remove(1) // the class itself
 		return construct(L)
 	}))
-	cls.Metatable = mt
 	return cls
 }
 
@@ -194,7 +189,7 @@ func idMeta(L *lua.LState) *lua.LTable {
 	if mt, ok := L.G.Registry.RawGetString(regIDMeta).(*lua.LTable); ok {
 		return mt
 	}
-	mt := L.NewTable()
+	mt := L.CreateTable(0, 8)
 	check := func(L *lua.LState) *MatrixID {
 		id, ok := IDOf(L.Get(1))
 		if !ok {

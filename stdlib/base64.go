@@ -16,7 +16,7 @@ import (
 func init() { register("base64", loadBase64) }
 
 func loadBase64(L *lua.LState, _ *Env) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 4)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"encode":     b64Encode(base64.StdEncoding, base64.RawStdEncoding, true),
 		"decode":     b64Decode("base64.decode", base64.StdEncoding, base64.RawStdEncoding),

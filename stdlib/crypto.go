@@ -21,7 +21,7 @@ const maxRandomBytes = 1 << 20
 func init() { register("crypto", loadCrypto) }
 
 func loadCrypto(L *lua.LState, _ *Env) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"sha256":      cryptoDigest(sha256.New),
 		"sha512":      cryptoDigest(sha512.New),

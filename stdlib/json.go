@@ -28,7 +28,7 @@ const (
 func init() { register("json", loadJSON) }
 
 func loadJSON(L *lua.LState, _ *Env) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"encode": jsonEncode,
 		"decode": jsonDecode,
@@ -68,7 +68,7 @@ func registryValue(L *lua.LState, key string, mk func() lua.LValue) lua.LValue {
 func Null(L *lua.LState) lua.LValue {
 	return registryValue(L, regNull, func() lua.LValue {
 		ud := L.NewUserData()
-		mt := L.NewTable()
+		mt := L.CreateTable(0, 2)
 		mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 			L.Push(lua.LString("null"))
 			return 1
@@ -87,7 +87,7 @@ func IsNull(L *lua.LState, v lua.LValue) bool {
 
 func arrayMeta(L *lua.LState) *lua.LTable {
 	return registryValue(L, regArray, func() lua.LValue {
-		mt := L.NewTable()
+		mt := L.CreateTable(0, 2)
 		mt.RawSetString("__jsontype", lua.LString("array"))
 		return mt
 	}).(*lua.LTable)
@@ -95,7 +95,7 @@ func arrayMeta(L *lua.LState) *lua.LTable {
 
 func objectMeta(L *lua.LState) *lua.LTable {
 	return registryValue(L, regObject, func() lua.LValue {
-		mt := L.NewTable()
+		mt := L.CreateTable(0, 2)
 		mt.RawSetString("__jsontype", lua.LString("object"))
 		return mt
 	}).(*lua.LTable)

@@ -17,7 +17,7 @@ const logMaxDepth = 8
 func init() { register("log", loadLog) }
 
 func loadLog(L *lua.LState, env *Env) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	for name, level := range map[string]slog.Level{
 		"debug": slog.LevelDebug,
 		"info":  slog.LevelInfo,

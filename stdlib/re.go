@@ -44,7 +44,7 @@ func loadRe(L *lua.LState, env *Env) lua.LValue {
 		return re
 	}
 
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"match": func(L *lua.LState) int {
 			re := compile(L, 1)
@@ -72,7 +72,7 @@ func loadRe(L *lua.LState, env *Env) lua.LValue {
 				L.Push(lua.LNil)
 				return 1
 			}
-			out := L.NewTable()
+			out := L.CreateTable(0, re.NumSubexp())
 			for i, name := range re.SubexpNames() {
 				if name != "" && m[2*i] >= 0 {
 					out.RawSetString(name, lua.LString(s[m[2*i]:m[2*i+1]]))

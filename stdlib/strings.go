@@ -16,7 +16,7 @@ const maxStringResult = 64 << 20
 func init() { register("strings", loadStrings) }
 
 func loadStrings(L *lua.LState, _ *Env) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"split": func(L *lua.LState) int {
 			parts := strings.SplitN(L.CheckString(1), L.CheckString(2), L.OptInt(3, -1))

@@ -29,7 +29,7 @@ func loadTime(L *lua.LState, env *Env) lua.LValue {
 	if env != nil && env.Now != nil {
 		now = env.Now
 	}
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"now_ms": func(L *lua.LState) int {
 			L.Push(lua.LNumber(now().UnixMilli()))

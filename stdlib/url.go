@@ -12,7 +12,7 @@ import (
 func init() { register("url", loadURL) }
 
 func loadURL(L *lua.LState, _ *Env) lua.LValue {
-	t := L.NewTable()
+	t := L.CreateTable(0, 8)
 	L.SetFuncs(t, map[string]lua.LGFunction{
 		"escape":        urlEscape(url.QueryEscape),
 		"path_escape":   urlEscape(url.PathEscape),

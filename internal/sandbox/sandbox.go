@@ -71,7 +71,7 @@ func NewState() *lua.LState {
 
 	// os: only what cannot touch the machine.
 	if osT, ok := g.RawGetString("os").(*lua.LTable); ok {
-		safe := L.NewTable()
+		safe := L.CreateTable(0, 4)
 		for _, name := range []string{"time", "clock", "date", "difftime"} {
 			safe.RawSetString(name, osT.RawGetString(name))
 		}
@@ -436,12 +436,17 @@ func Compile(src []byte, name string) (*lua.FunctionProto, error) {
 	return proto, nil
 }
 
-// trim gives a compiled chunk's code and line tables their exact size:
-// gopher-lua's compiler leaves each function's in a 1,024-entry buffer
-// (12 KB a function, kept for as long as the chunk lives).
+// trim gives a compiled chunk's tables their exact size: gopher-lua's
+// compiler leaves each function's code and debug tables in buffers of
+// 16 to 1,024 entries (12 KB a function, kept as long as the chunk lives).
 func trim(p *lua.FunctionProto) {
 	p.Code = append([]uint32(nil), p.Code...)
+	p.Constants = append([]lua.LValue(nil), p.Constants...)
+	p.FunctionPrototypes = append([]*lua.FunctionProto(nil), p.FunctionPrototypes...)
 	p.DbgSourcePositions = append([]int(nil), p.DbgSourcePositions...)
+	p.DbgLocals = append([]*lua.DbgLocalInfo(nil), p.DbgLocals...)
+	p.DbgCalls = append([]lua.DbgCall(nil), p.DbgCalls...)
+	p.DbgUpvalues = append([]string(nil), p.DbgUpvalues...)
 	for _, child := range p.FunctionPrototypes {
 		trim(child)
 	}

@@ -60,7 +60,7 @@ func guardRemoved(L *lua.LState) {
 }
 
 func raiseOn(L *lua.LState, t *lua.LTable, prefix string, removed map[string]string) {
-	mt := L.NewTable()
+	mt := L.CreateTable(0, 2)
 	mt.RawSetString(GuardMarker, lua.LTrue)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		if key, ok := L.Get(2).(lua.LString); ok {
