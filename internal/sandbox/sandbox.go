@@ -27,9 +27,12 @@ import (
 // overflow on unpack of 10k items and on recursion past ~200 frames, and
 // nothing else bounds what one builtin call may allocate.
 const (
-	CallStackSize   = 1024
-	RegistrySize    = 256
-	RegistryMaxSize = 1024 * 256
+	CallStackSize = 1024
+	RegistrySize  = 256
+	// ThreadRegistrySize is a coroutine's initial value stack (NewState
+	// would raise anything under 128 to 5,120; threads take it as is).
+	ThreadRegistrySize = 48
+	RegistryMaxSize    = 1024 * 256
 	// MaxStringBuild caps strings built by string.rep and friends: one
 	// call must not be able to take the process down.
 	MaxStringBuild = 64 << 20
@@ -100,6 +103,10 @@ func NewState() *lua.LState {
 	}
 	installPcall(L)
 	guardRemoved(L)
+	// Coroutines (each call's worker, pcall's, the script's) start with a
+	// smaller value stack than the main state and grow it as they need:
+	// a call parked on a host function holds one, and 256 slots are 4 KB.
+	L.Options.RegistrySize = ThreadRegistrySize
 	return L
 }
 
