@@ -9,6 +9,9 @@
 package sandbox
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -18,6 +21,7 @@ import (
 	"sync"
 
 	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
 
 	"github.com/luahost/luahost/stdlib"
@@ -69,6 +73,8 @@ func NewState() *lua.LState {
 		g.RawSetString(name, lua.LNil)
 	}
 	g.RawSetString("collectgarbage", L.NewFunction(safeCollectGarbage))
+	g.RawSetString("loadstring", L.NewFunction(loadString))
+	g.RawSetString("load", L.NewFunction(load))
 	g.RawSetString("pairs", L.NewFunction(metaPairs))
 	g.RawSetString("type", L.NewFunction(proxyAwareType))
 
@@ -261,6 +267,9 @@ type coPool struct {
 	// engine holds every coroutine the engine runs (workers and pcall
 	// coroutines): only there may a host call yield.
 	engine map[*lua.LState]bool
+	// compiling is held by a compile running beside its caller (see
+	// compileFor): one per state.
+	compiling chan struct{}
 }
 
 func poolOf(L *lua.LState) *coPool {
@@ -324,7 +333,8 @@ func IsDone(v lua.LValue) bool { return v == doneMarker }
 
 func installPcall(L *lua.LState) {
 	loop, done := WorkerLoop(L)
-	pool := &coPool{loop: loop, done: done, fresh: map[*lua.LState]bool{}, engine: map[*lua.LState]bool{}}
+	pool := &coPool{loop: loop, done: done, fresh: map[*lua.LState]bool{}, engine: map[*lua.LState]bool{},
+		compiling: make(chan struct{}, 1)}
 	ud := L.NewUserData()
 	ud.Value = pool
 	L.G.Registry.RawSetString(regPcallPool, ud)
@@ -429,13 +439,40 @@ func ErrorValue(err error) lua.LValue {
 
 // Compile parses and compiles a script once; the result can be loaded
 // into any number of states. name is the chunk name errors show
-// ("spam/list_spam.lua").
+// ("spam/list_spam.lua"). The source is checked first (see checkSource):
+// nesting past Lua 5.1's limit is a syntax error, never a stack overflow.
 func Compile(src []byte, name string) (*lua.FunctionProto, error) {
-	chunk, err := parse.Parse(strings.NewReader(string(src)), name)
-	if err != nil {
-		return nil, syntaxError(name, err)
+	return CompileContext(context.Background(), src, name)
+}
+
+// CompileContext is Compile that stops checking and parsing once ctx
+// ends (gopher-lua's compile step itself cannot be interrupted; the
+// check bounds its work).
+func CompileContext(ctx context.Context, src []byte, name string) (proto *lua.FunctionProto, err error) {
+	checkErr := checkSource(ctx, src, name)
+	if checkErr != nil && !errors.Is(checkErr, errCheckSyntax) {
+		return nil, checkErr
 	}
-	proto, err := lua.Compile(chunk, name)
+	var chunk []ast.Stmt
+	chunk, err = parse.Parse(&ctxReader{ctx: ctx, src: src}, name)
+	if err != nil {
+		var stop ctxStop
+		if errors.As(err, &stop) {
+			return nil, stop.err
+		}
+		return nil, syntaxError(name, src, err)
+	}
+	if checkErr != nil {
+		// The checker follows gopher-lua's grammar; if it could not, the
+		// tree's depth is unknown and compiling it might overflow.
+		return nil, fmt.Errorf("%s: luahost's nesting check could not follow this source although it parses (a luahost bug: please report it with the file)", name)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			proto, err = nil, fmt.Errorf("%s: compile: %v", name, p)
+		}
+	}()
+	proto, err = lua.Compile(chunk, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -459,11 +496,15 @@ func trim(p *lua.FunctionProto) {
 	}
 }
 
-var parseLine = regexp.MustCompile(`line:(\d+)\(column:\d+\) near '([^']*)':\s*(.*)`)
+var (
+	parseLine = regexp.MustCompile(`line:(\d+)\(column:\d+\) near '([^']*)':\s*(.*)`)
+	parseEOF  = regexp.MustCompile(`at EOF:\s*(.*)`)
+)
 
 // syntaxError rewrites gopher-lua's parse error ("name line:3(column:5)
-// near 'x': syntax error") into "name:3: syntax error near 'x'".
-func syntaxError(name string, err error) error {
+// near 'x': syntax error", or "name at EOF: syntax error") into Lua's
+// "name:3: syntax error near 'x'".
+func syntaxError(name string, src []byte, err error) error {
 	msg := err.Error()
 	if m := parseLine.FindStringSubmatch(msg); m != nil {
 		reason := strings.TrimSpace(m[3])
@@ -471,6 +512,13 @@ func syntaxError(name string, err error) error {
 			reason = "syntax error"
 		}
 		return fmt.Errorf("%s:%s: %s near '%s'", name, m[1], reason, m[2])
+	}
+	if m := parseEOF.FindStringSubmatch(msg); m != nil {
+		reason := strings.TrimSpace(m[1])
+		if reason == "" {
+			reason = "syntax error"
+		}
+		return fmt.Errorf("%s:%d: %s near <eof>", name, bytes.Count(src, []byte("\n"))+1, reason)
 	}
 	return fmt.Errorf("%s: %s", name, msg)
 }
@@ -519,7 +567,7 @@ func (ld *Loader) require(L *lua.LState) int {
 		ld.OnFile(file, src)
 	}
 	if err == nil {
-		proto, err := Compile(src, file)
+		proto, err := compileFor(L, src, file)
 		if err != nil {
 			L.RaiseError("require %q: %s", name, err.Error())
 		}
