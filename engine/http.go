@@ -405,6 +405,9 @@ func requestMeta(L *lua.LState) *lua.LTable {
 		p := check(L)
 		if p.decoded == nil {
 			v, err := stdlib.DecodeJSON(L, p.body)
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				L.RaiseError("request:json: %s", err.Error()) // the call's deadline, not the client's fault
+			}
 			if err != nil {
 				L.Error(luaapi.NewSynapseErrorValue(L, http.StatusBadRequest, "Content not JSON: "+err.Error(), "M_NOT_JSON"), 1)
 			}

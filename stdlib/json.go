@@ -19,6 +19,16 @@ import (
 // round trip from Lua within ~2x of encoding/json alone.
 
 const (
+	// MaxStringBuild caps a string one builtin call builds (json.encode,
+	// string.rep, table.concat, ...): one call must not be able to take
+	// the process down.
+	MaxStringBuild = 64 << 20
+	// MaxJSONInput caps the text json.decode reads.
+	MaxJSONInput = 16 << 20
+	// deadlineEvery is how many values encoding or decoding handles
+	// between checks of the call's deadline.
+	deadlineEvery = 4096
+
 	regNull   = "luahost.json.null"
 	regArray  = "luahost.json.array"
 	regObject = "luahost.json.object"
@@ -137,6 +147,9 @@ func jsonEncode(L *lua.LState) int {
 
 func jsonDecode(L *lua.LState) int {
 	s := L.CheckString(1)
+	if len(s) > MaxJSONInput {
+		L.RaiseError("json.decode: the text is %d bytes, over the %d MiB limit", len(s), MaxJSONInput>>20)
+	}
 	v, err := DecodeJSON(L, []byte(s))
 	if err != nil {
 		L.RaiseError("json.decode: %s", err.Error())
@@ -175,12 +188,23 @@ func indentJSON(b []byte) ([]byte, error) {
 }
 
 type encoder struct {
-	L    *lua.LState
-	null lua.LValue
-	keys []string
+	L     *lua.LState
+	null  lua.LValue
+	keys  []string
+	steps int
 }
 
 func (e *encoder) value(b []byte, v lua.LValue, depth int) ([]byte, error) {
+	// A table reached many times over (t = {t, t} twenty times) encodes
+	// to gigabytes: the size and the deadline are checked as it goes.
+	if e.steps++; e.steps%deadlineEvery == 0 {
+		if err := deadline(e.L); err != nil {
+			return nil, err
+		}
+	}
+	if len(b) > MaxStringBuild {
+		return nil, fmt.Errorf("the JSON text would exceed %d MiB", MaxStringBuild>>20)
+	}
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return append(b, "null"...), nil
@@ -369,6 +393,18 @@ type decoder struct {
 	pos     int
 	null    lua.LValue
 	arrMeta *lua.LTable
+	steps   int
+}
+
+// deadline is the error of L's call once its deadline has passed.
+func deadline(L *lua.LState) error {
+	if L == nil {
+		return nil
+	}
+	if ctx := L.Context(); ctx != nil {
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -392,6 +428,11 @@ func (d *decoder) value(depth int) (lua.LValue, error) {
 	}
 	if depth > maxDepth {
 		return nil, d.errorf("nesting deeper than %d levels", maxDepth)
+	}
+	if d.steps++; d.steps%deadlineEvery == 0 {
+		if err := deadline(d.L); err != nil {
+			return nil, err
+		}
 	}
 	switch c := d.data[d.pos]; {
 	case c == '{':
@@ -461,6 +502,9 @@ func (d *decoder) number() (lua.LValue, error) {
 	f, err := strconv.ParseFloat(string(d.data[start:d.pos]), 64)
 	if err != nil {
 		d.pos = start
+		if errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0) {
+			return nil, d.errorf("number out of range")
+		}
 		return nil, d.errorf("invalid number")
 	}
 	return lua.LNumber(f), nil

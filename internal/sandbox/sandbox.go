@@ -39,7 +39,7 @@ const (
 	RegistryMaxSize    = 1024 * 256
 	// MaxStringBuild caps strings built by string.rep and friends: one
 	// call must not be able to take the process down.
-	MaxStringBuild = 64 << 20
+	MaxStringBuild = stdlib.MaxStringBuild
 )
 
 // NewState returns a sandboxed state: base (without dofile, loadfile,
@@ -91,23 +91,22 @@ func NewState() *lua.LState {
 		strT.RawSetString("dump", lua.LNil)
 		orig := strT.RawGetString("format").(*lua.LFunction)
 		strT.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
-			if m := hugeWidth.FindString(L.CheckString(1)); m != "" {
+			format := L.CheckString(1)
+			if m := hugeWidth.FindString(format); m != "" {
 				L.ArgError(1, "format width or precision too large in "+m)
+			}
+			if formatSize(L, format) > MaxStringBuild {
+				L.RaiseError("string.format: result would exceed %d MiB", MaxStringBuild>>20)
 			}
 			return callThrough(L, orig)
 		}))
 		strT.RawSetString("gsub", L.NewFunction(gsub))
 	}
-	if tabT, ok := g.RawGetString("table").(*lua.LTable); ok {
-		sort := tabT.RawGetString("sort").(*lua.LFunction)
-		tabT.RawSetString("sort", L.NewFunction(func(L *lua.LState) int {
-			return NoYield(L, func() int { return callThrough(L, sort) })
-		}))
-	}
 	if mathT, ok := g.RawGetString("math").(*lua.LTable); ok {
 		mathT.RawSetString("huge", lua.LNumber(math.Inf(1))) // gopher-lua has MaxFloat64
 	}
 	installPcall(L)
+	installCaps(L)
 	guardRemoved(L)
 	// Coroutines (each call's worker, pcall's, the script's) start with a
 	// smaller value stack than the main state and grow it as they need:
@@ -270,6 +269,9 @@ type coPool struct {
 	// compiling is held by a compile running beside its caller (see
 	// compileFor): one per state.
 	compiling chan struct{}
+	// depth counts the pcalls and script coroutine resumes running inside
+	// each other (see MaxCoroutineNesting).
+	depth int
 }
 
 func poolOf(L *lua.LState) *coPool {
@@ -355,6 +357,19 @@ func installPcall(L *lua.LState) {
 	// resume(co, ...) → 0, results (returned) | 1, err (raised) | 2, yielded values
 	resume := L.NewFunction(func(L *lua.LState) int {
 		co := L.CheckThread(1)
+		if pool.depth >= MaxCoroutineNesting {
+			if len(pool.idle) < 64 { // unused: keep it for the next pcall
+				pool.idle = append(pool.idle, co)
+			} else {
+				delete(pool.fresh, co)
+				delete(pool.engine, co)
+			}
+			L.Push(lua.LNumber(1))
+			L.Push(lua.LString(nestingMsg))
+			return 2
+		}
+		pool.depth++
+		defer func() { pool.depth-- }()
 		if ctx := L.Context(); ctx != nil {
 			if err := ctx.Err(); err != nil {
 				L.RaiseError("%s", err.Error())
