@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -159,9 +162,23 @@ var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout",
 // are reported, not only the first. Module paths are relative to the
 // current folder until Dir is set.
 func ParseConfig(data []byte, file string) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ConfigErrors{{File: file, Msg: "empty config: expected a modules: list"}}
+		}
 		return nil, ConfigErrors{yamlError(file, err)}
+	}
+	// yaml.Unmarshal reads the first document and ignores the rest: a
+	// second one (after ---) would be silently dropped.
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		line := next.Line
+		if err != nil {
+			line = 0
+		}
+		return nil, ConfigErrors{{File: file, Line: line, Msg: "the config holds several YAML documents (separated by ---); put everything in one"}}
 	}
 	if len(doc.Content) == 0 {
 		return nil, ConfigErrors{{File: file, Msg: "empty config: expected a modules: list"}}
@@ -180,6 +197,11 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 		if n != nil {
 			line = n.Line
 		}
+		for i, a := range args { // a value from the file is echoed at most 200 bytes
+			if s, ok := a.(string); ok {
+				args[i] = clip(s)
+			}
+		}
 		errs = append(errs, &ConfigError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
@@ -190,8 +212,12 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 		return nil, ConfigErrors{{File: file, Line: root.Line, Msg: "the config must be a mapping with server_name and modules"}}
 	}
 	seenModules := false
+	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if duplicateKey(k, seen, "", fail) {
+			continue
+		}
 		switch k.Value {
 		case "memory_limit":
 			n, err := parseSize(scalar(v, fail, "memory_limit"))
@@ -264,7 +290,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 				}
 			}
 		default:
-			fail(k, "unknown key %q (valid keys: %s)%s", k.Value, strings.Join(topKeys, ", "), didYouMean(k.Value, topKeys))
+			fail(k, "unknown key %q (valid keys: %s)%s", k.Value, ownText(strings.Join(topKeys, ", ")), ownText(didYouMean(k.Value, topKeys)))
 		}
 	}
 	if cfg.Storage.Backend == "redis" && cfg.Storage.URL == "" {
@@ -307,7 +333,11 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 		case "name":
 			m.Name = scalar(v, failM, "name")
 		case "timeout", "init_timeout":
-			d, err := parseDuration(scalar(v, failM, k))
+			limit := maxTimeout
+			if k == "init_timeout" {
+				limit = maxInitTimeout
+			}
+			d, err := parseDuration(scalar(v, failM, k), limit)
 			if err != nil {
 				failM(v, "%s: %v", k, err)
 				return
@@ -393,18 +423,55 @@ func keyLine(n *yaml.Node, key string, def int) int {
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
-func parseDuration(s string) (time.Duration, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		if d <= 0 {
-			return 0, errors.New("must be positive")
+// Bounds of durations in the config: below a millisecond every call
+// would time out; past a day is a typo (and 1e308 overflowed).
+const (
+	minDuration    = time.Millisecond
+	maxTimeout     = 24 * time.Hour
+	maxInitTimeout = time.Hour
+)
+
+// parseDuration reads "500ms", "5s" or a number of seconds, between
+// minDuration and max.
+func parseDuration(s string, max time.Duration) (time.Duration, error) {
+	bounds := func(d time.Duration) (time.Duration, error) {
+		if d < minDuration || d > max {
+			return 0, fmt.Errorf("%s must be between %s and %s", clip(s), minDuration, fmtDuration(max))
 		}
 		return d, nil
 	}
-	var secs float64
-	if _, err := fmt.Sscanf(s, "%g", &secs); err == nil && secs > 0 {
-		return time.Duration(secs * float64(time.Second)), nil
+	if d, err := time.ParseDuration(s); err == nil {
+		return bounds(d)
 	}
-	return 0, fmt.Errorf("%q is not a duration (e.g. 500ms, 5s or a number of seconds)", s)
+	secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(secs) {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 500ms, 5s or a number of seconds)", clip(s))
+	}
+	if secs*float64(time.Second) > float64(max) || secs*float64(time.Second) < float64(minDuration) {
+		return bounds(0)
+	}
+	return bounds(time.Duration(secs * float64(time.Second)))
+}
+
+// fmtDuration writes 24h rather than 24h0m0s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	s = strings.TrimSuffix(s, "0m")
+	return s
+}
+
+// ownText is text of luahost's own in a config error (a list of valid
+// keys): unlike values from the file, it is not cut.
+type ownText string
+
+// clip cuts a value echoed in an error to 200 bytes.
+func clip(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 func scalar(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string) string {
@@ -424,8 +491,12 @@ func forEachKey(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string
 	for _, v := range valid {
 		ok[v] = true
 	}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
+		if duplicateKey(k, seen, what, fail) {
+			continue
+		}
 		if !ok[k.Value] {
 			sorted := append([]string(nil), valid...)
 			sort.Strings(sorted)
@@ -433,11 +504,32 @@ func forEachKey(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string
 			if what != "" {
 				prefix = what + ": "
 			}
-			fail(k, "%sunknown key %q (valid keys: %s)%s", prefix, k.Value, strings.Join(sorted, ", "), didYouMean(k.Value, valid))
+			fail(k, "%sunknown key %q (valid keys: %s)%s", prefix, k.Value, ownText(strings.Join(sorted, ", ")), ownText(didYouMean(k.Value, valid)))
 			continue
 		}
 		f(k.Value, n.Content[i+1])
 	}
+}
+
+// duplicateKey reports a key seen before in the same mapping (yaml.v3
+// keeps both when decoding into a Node; the second would silently win or
+// be mistaken for something else).
+func duplicateKey(k *yaml.Node, seen map[string]int, what string, fail func(*yaml.Node, string, ...any)) bool {
+	first, dup := seen[k.Value]
+	if !dup {
+		seen[k.Value] = k.Line
+		return false
+	}
+	prefix := ""
+	if what != "" {
+		prefix = what + ": "
+	}
+	if first > 0 {
+		fail(k, "%sduplicate key %q (first at line %d)", prefix, k.Value, first)
+	} else {
+		fail(k, "%sduplicate key %q", prefix, k.Value)
+	}
+	return true
 }
 
 // didYouMean suggests the valid key closest to a misspelt one.

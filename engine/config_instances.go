@@ -47,7 +47,7 @@ func parseInstancesKey(cfg *Config, key string, v *yaml.Node, fail func(*yaml.No
 		}
 		cfg.Background.RunOn, cfg.Background.Line = s, v.Line
 	case "background_lease":
-		d, err := parseDuration(scalar(v, fail, key))
+		d, err := parseDuration(scalar(v, fail, key), maxTimeout)
 		if err != nil {
 			fail(v, "background_lease: %v", err)
 			return

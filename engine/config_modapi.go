@@ -168,7 +168,7 @@ func parseModAPIModuleKey(m *ModuleConfig, key string, v *yaml.Node, fail func(*
 			m.BackgroundTimeout = 0
 			return
 		}
-		d, err := parseDuration(s)
+		d, err := parseDuration(s, maxTimeout)
 		if err != nil {
 			fail(v, "background_timeout: %v (or 0: until the module is reloaded or stopped)", err)
 			return
