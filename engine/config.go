@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/luahost/luahost/internal/sandbox"
 	"github.com/luahost/luahost/internal/ssrf"
 	"github.com/luahost/luahost/luaapi"
 )
@@ -466,13 +467,7 @@ func fmtDuration(d time.Duration) string {
 type ownText string
 
 // clip cuts a value echoed in an error to 200 bytes.
-func clip(s string) string {
-	const max = 200
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + fmt.Sprintf("... (%d bytes)", len(s))
-}
+func clip(s string) string { return sandbox.Clip(s) }
 
 func scalar(n *yaml.Node, fail func(*yaml.Node, string, ...any), what string) string {
 	if n.Kind != yaml.ScalarNode {

@@ -1,9 +1,11 @@
-package engine
+package engine_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/luahost/luahost/engine"
 )
 
 // Values the adversarial pass found accepted: each is now an error that

@@ -16,6 +16,7 @@ import (
 
 	"github.com/luahost/luahost/engine/internal/runtime"
 	"github.com/luahost/luahost/internal/sandbox"
+	"github.com/luahost/luahost/internal/webpath"
 	"github.com/luahost/luahost/luaapi"
 	"github.com/luahost/luahost/stdlib"
 )
@@ -117,15 +118,31 @@ func writeMatrixError(w http.ResponseWriter, status int, errcode, msg string, ex
 	w.Write(b)
 }
 
+// route finds the route for a request path: escaped as the client sent
+// it, path decoded. A path that is not canonical is refused (400) before
+// any routing, so reserved prefixes are judged on the path a module
+// would see, and a module never sees "..". Safe from any goroutine.
+func (s *snapshot) route(escaped, path string) (rt *route, sub string, status int, msg string) {
+	if err := webpath.Request(escaped, path); err != nil {
+		return nil, "", http.StatusBadRequest, "Path is not canonical: " + err.Error()
+	}
+	if reserved(path) {
+		// /_matrix/ and /_synapse/admin/ are never a module's, even under "/".
+		return nil, "", http.StatusNotFound, "Unrecognized request"
+	}
+	rt, sub = s.match(path)
+	if rt == nil {
+		return nil, "", http.StatusNotFound, "Unrecognized request"
+	}
+	return rt, sub, http.StatusOK, ""
+}
+
 func (e *Engine) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	s := e.acquire()
 	defer s.release()
-	rt, sub := s.match(req.URL.Path)
-	if rt != nil && reserved(req.URL.Path) {
-		rt = nil // /_matrix/ and /_synapse/admin/ are never a module's, even under "/"
-	}
+	rt, sub, status, msg := s.route(req.URL.EscapedPath(), req.URL.Path)
 	if rt == nil {
-		writeMatrixError(w, http.StatusNotFound, "M_UNRECOGNIZED", "Unrecognized request", nil)
+		writeMatrixError(w, status, "M_UNRECOGNIZED", msg, nil)
 		return
 	}
 	if e.obs == nil {

@@ -11,6 +11,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/luahost/luahost/internal/sandbox"
+	"github.com/luahost/luahost/internal/webpath"
 	"github.com/luahost/luahost/stdlib"
 )
 
@@ -283,12 +284,17 @@ func (m *ModuleAPI) registerWebResource(L *lua.LState) int {
 	p := L.CheckString(1)
 	h := L.Get(2)
 	if !strings.HasPrefix(p, "/") {
-		L.ArgError(1, fmt.Sprintf("path %q must be absolute (start with /), e.g. /_synapse/client/%s/hello", p, m.Module))
+		L.ArgError(1, fmt.Sprintf("path %q must be absolute (start with /), e.g. /_synapse/client/%s/hello", sandbox.Clip(p), m.Module))
 	}
-	clean := strings.TrimRight(p, "/")
+	// Judged as written: a path that needs cleaning is refused, never
+	// cleaned ("/_synapse/client/../../_matrix/x" is not a module's).
+	if err := webpath.Register(p); err != nil {
+		L.ArgError(1, fmt.Sprintf("path %q is not canonical: %s", sandbox.Clip(p), err.Error()))
+	}
+	clean := strings.TrimSuffix(p, "/")
 	for _, r := range ReservedPrefixes {
 		if strings.HasPrefix(clean+"/", r) {
-			L.ArgError(1, fmt.Sprintf("path %q is under %s, which the homeserver owns; use /_synapse/client/%s/...", p, r, m.Module))
+			L.ArgError(1, fmt.Sprintf("path %q is under %s, which the homeserver owns; use /_synapse/client/%s/...", sandbox.Clip(p), r, m.Module))
 		}
 	}
 	switch hv := h.(type) {

@@ -200,3 +200,16 @@ func MethodTolerant(self *lua.LTable, fn lua.LGFunction) lua.LGFunction {
 		return fn(L)
 	}
 }
+
+// MaxEcho is how much of a value from a script, a request or a file an
+// error message repeats.
+const MaxEcho = 200
+
+// Clip cuts s to MaxEcho bytes for an error message, saying how long it
+// was: a 100 KB argument must not come back whole in an error.
+func Clip(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	return s[:MaxEcho] + fmt.Sprintf("... (%d bytes)", len(s))
+}
