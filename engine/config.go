@@ -36,6 +36,7 @@ type Config struct {
 	DataDir    string
 	Storage    StorageConfig
 	HTTPClient HTTPClientConfig
+	HTTPServer HTTPServerConfig
 	// MemoryLimit bounds the heap of all modules together, in bytes
 	// (memory_limit:; default half of the machine's or the cgroup's
 	// memory).
@@ -72,6 +73,53 @@ type StorageConfig struct {
 // HTTPClientConfig configures api.http_client.
 type HTTPClientConfig struct {
 	IPRangeAllowlist []string
+}
+
+// HTTPServerConfig is the http_server: section: the limits of the HTTP
+// server `luahost serve` runs. MaxResponseBody also applies to
+// Engine.Handler in an embedding homeserver; the rest are the limits an
+// embedder should set on its own http.Server (see docs/embedding.md).
+type HTTPServerConfig struct {
+	// MaxConnections caps open connections; further clients wait in the
+	// listen queue until one closes.
+	MaxConnections int
+	// ReadHeaderTimeout bounds reading a request's headers, ReadTimeout
+	// the whole request with its body (a body trickled byte by byte is
+	// cut off), WriteTimeout the time from the end of the headers to the
+	// end of the response, IdleTimeout a keep-alive connection's wait for
+	// its next request.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's headers.
+	MaxHeaderBytes int
+	// MaxResponseBody caps a web handler's response body: a larger one is
+	// answered 500 and logged with the module.
+	MaxResponseBody int
+}
+
+// Defaults of http_server:.
+const (
+	DefaultMaxConnections    = 10000
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 2 * time.Minute
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxResponseBody   = 64 << 20
+)
+
+var httpServerKeys = []string{"max_connections", "read_header_timeout", "read_timeout", "write_timeout",
+	"idle_timeout", "max_header_bytes", "max_response_body"}
+
+func defaultHTTPServer() HTTPServerConfig {
+	return HTTPServerConfig{
+		MaxConnections:    DefaultMaxConnections,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadTimeout:       DefaultReadTimeout,
+		WriteTimeout:      DefaultWriteTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		MaxResponseBody:   DefaultMaxResponseBody,
+	}
 }
 
 // ModuleConfig is one entry of `modules:`.
@@ -155,7 +203,7 @@ func LoadConfig(file string) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "memory_limit", "modules", "email", "public_baseurl", "instance_name",
+var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "http_server", "memory_limit", "modules", "email", "public_baseurl", "instance_name",
 	"run_background_tasks_on", "background_lease"}
 var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout"}
 
@@ -191,7 +239,7 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 // config, decoded with gopkg.in/yaml.v3: errors name file and the lines
 // the node carries (its lines in the host's file).
 func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
-	cfg := &Config{File: file, Dir: ".", Listen: DefaultListen}
+	cfg := &Config{File: file, Dir: ".", Listen: DefaultListen, HTTPServer: defaultHTTPServer()}
 	var errs ConfigErrors
 	fail := func(n *yaml.Node, format string, args ...any) {
 		line := 0
@@ -276,6 +324,8 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 			parseModAPIKey(cfg, k.Value, v, fail)
 		case "run_background_tasks_on", "background_lease":
 			parseInstancesKey(cfg, k.Value, v, fail)
+		case "http_server":
+			parseHTTPServer(v, &cfg.HTTPServer, fail)
 		case "modules":
 			seenModules = true
 			if v.Kind != yaml.SequenceNode {
@@ -420,6 +470,75 @@ func keyLine(n *yaml.Node, key string, def int) int {
 		}
 	}
 	return def
+}
+
+func parseHTTPServer(n *yaml.Node, hs *HTTPServerConfig, fail func(*yaml.Node, string, ...any)) {
+	forEachKey(n, fail, "http_server", httpServerKeys, func(k string, v *yaml.Node) {
+		val := scalar(v, fail, "http_server."+k)
+		if val == "" {
+			return
+		}
+		switch k {
+		case "max_connections":
+			c, err := strconv.Atoi(val)
+			if err != nil || c < 1 || c > 1000000 {
+				fail(v, "http_server.max_connections: %s must be a whole number between 1 and 1000000", val)
+				return
+			}
+			hs.MaxConnections = c
+		case "read_header_timeout", "read_timeout", "write_timeout", "idle_timeout":
+			d, err := parseDuration(val, maxTimeout)
+			if err != nil {
+				fail(v, "http_server.%s: %v", k, err)
+				return
+			}
+			switch k {
+			case "read_header_timeout":
+				hs.ReadHeaderTimeout = d
+			case "read_timeout":
+				hs.ReadTimeout = d
+			case "write_timeout":
+				hs.WriteTimeout = d
+			case "idle_timeout":
+				hs.IdleTimeout = d
+			}
+		case "max_header_bytes", "max_response_body":
+			size, err := sizeIn(val, 1<<10, 1<<30)
+			if err != nil {
+				fail(v, "http_server.%s: %v", k, err)
+				return
+			}
+			if k == "max_header_bytes" {
+				hs.MaxHeaderBytes = size
+			} else {
+				hs.MaxResponseBody = size
+			}
+		}
+	})
+}
+
+// sizeIn reads a size (see parseSize) between min and max bytes.
+func sizeIn(s string, min, max int) (int, error) {
+	n, err := parseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size (a number of bytes, or with a unit: 64MiB)", clip(s))
+	}
+	if n < int64(min) || n > int64(max) {
+		return 0, fmt.Errorf("%s must be between %s and %s", clip(s), fmtSize(min), fmtSize(max))
+	}
+	return int(n), nil
+}
+
+func fmtSize(n int) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)

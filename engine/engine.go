@@ -91,6 +91,8 @@ type Engine struct {
 	host    Host
 	log     *slog.Logger
 	fsys    fs.FS
+	// maxResponse caps a web handler's response body (http_server:).
+	maxResponse atomic.Int64
 	opts    Options
 
 	mu     sync.Mutex // serialises load, reload and close; guards cfg
@@ -390,6 +392,7 @@ func (e *Engine) publish() {
 		}
 	}
 	s.routes = e.buildRoutes(e.gens)
+	e.maxResponse.Store(int64(e.cfg.HTTPServer.MaxResponseBody))
 	if old := e.snap.Swap(s); old != nil {
 		old.retire()
 	}
@@ -609,11 +612,11 @@ func (e *Engine) Paths() []string {
 }
 
 // logScriptError logs a callback error with its traceback.
-func (e *Engine) logScriptError(msg string, err error) {
+func (e *Engine) logScriptError(msg string, err error, attrs ...any) {
 	var se *ScriptError
 	if errors.As(err, &se) && se.Traceback != "" {
-		e.log.Error(msg, "err", err, "traceback", se.Traceback)
+		e.log.Error(msg, append(attrs, "err", err, "traceback", se.Traceback)...)
 		return
 	}
-	e.log.Error(msg, "err", err)
+	e.log.Error(msg, append(attrs, "err", err)...)
 }

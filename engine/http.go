@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,24 +211,58 @@ func (e *Engine) serveRoute(ctx context.Context, w http.ResponseWriter, req *htt
 		Ret: func(L *lua.LState, rets []lua.LValue) error {
 			var err error
 			resp, err = readResponse(L, first(rets))
+			if limit := e.responseCap(); err == nil && len(resp.body) > limit {
+				err = fmt.Errorf("the response body of %d bytes is over the %d-byte limit (http_server.max_response_body)",
+					len(resp.body), limit)
+				resp = response{}
+			}
 			return err
 		},
 	})
 	if err != nil {
-		return e.writeHandlerError(w, req, err), err
+		return e.writeHandlerError(w, req, g.cfg.Name, err), err
 	}
 	h := w.Header()
 	for k, vs := range resp.header {
+		if hopByHop[http.CanonicalHeaderKey(k)] {
+			continue // framing is the server's: a wrong length truncates or hangs the reply
+		}
 		h[k] = vs
 	}
 	if resp.contentType != "" && resp.header.Get("Content-Type") == "" {
 		h["Content-Type"] = []string{resp.contentType}
 	}
+	if bodyAllowed(resp.status) {
+		h["Content-Length"] = []string{strconv.Itoa(len(resp.body))}
+	}
 	w.WriteHeader(resp.status)
-	if req.Method != http.MethodHead {
+	if req.Method != http.MethodHead && bodyAllowed(resp.status) {
 		w.Write(resp.body)
 	}
 	return resp.status, nil
+}
+
+// hopByHop are the headers that frame the response or the connection; a
+// script's values for them are dropped (Content-Length is set from the
+// real body).
+var hopByHop = map[string]bool{
+	"Content-Length": true, "Transfer-Encoding": true, "Connection": true, "Keep-Alive": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
+}
+
+// bodyAllowed reports whether a response with this status may carry a
+// body (RFC 9110: not 1xx, 204 or 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// responseCap is the largest response body a handler may return. Safe
+// from any goroutine.
+func (e *Engine) responseCap() int {
+	if n := e.maxResponse.Load(); n > 0 {
+		return int(n)
+	}
+	return DefaultMaxResponseBody
 }
 
 func reserved(path string) bool {
@@ -262,9 +297,9 @@ func allow(methods []string) string {
 
 // writeHandlerError maps a handler error to Matrix's error format: a
 // SynapseError as raised, a deadline as 504, anything else as 500 with
-// the traceback in the log only. It returns the status written (499 when
-// the client went away and nothing was).
-func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err error) int {
+// the traceback in the log only, with the module's name. It returns the
+// status written (499 when the client went away and nothing was).
+func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, module string, err error) int {
 	var syn *SynapseError
 	if errors.As(err, &syn) {
 		syn.Write(w)
@@ -272,14 +307,14 @@ func (e *Engine) writeHandlerError(w http.ResponseWriter, req *http.Request, err
 	}
 	var se *ScriptError
 	if errors.As(err, &se) && se.Timeout {
-		e.log.Error("web handler timed out", "method", req.Method, "path", req.URL.Path, "err", err)
+		e.log.Error("web handler timed out", "module", module, "method", req.Method, "path", req.URL.Path, "err", err)
 		writeMatrixError(w, http.StatusGatewayTimeout, "M_UNKNOWN", "Timed out", nil)
 		return http.StatusGatewayTimeout
 	}
 	if errors.Is(err, context.Canceled) {
 		return statusClientGone
 	}
-	e.logScriptError(fmt.Sprintf("web handler failed: %s %s", req.Method, req.URL.Path), err)
+	e.logScriptError(fmt.Sprintf("web handler failed: %s %s", req.Method, req.URL.Path), err, "module", module)
 	writeMatrixError(w, http.StatusInternalServerError, "M_UNKNOWN", "Internal server error", nil)
 	return http.StatusInternalServerError
 }

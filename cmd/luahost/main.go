@@ -411,7 +411,7 @@ func serve(ctx context.Context, eng *engine.Engine, host *memhost.Host, cfg *eng
 	adminDone := make(chan error, 1)
 	if adminLn != nil {
 		h := adminHandler(eng, reg, cfg.File, started)
-		go func() { adminDone <- serveHTTP(ctx, h, adminLn, 10*time.Second, log) }()
+		go func() { adminDone <- serveHTTP(ctx, h, adminLn, cfg.HTTPServer, 10*time.Second, log) }()
 		fmt.Fprintf(stdout, "luahost: admin on http://%s\n", adminLn.Addr())
 	} else {
 		adminDone <- nil
@@ -424,7 +424,7 @@ func serve(ctx context.Context, eng *engine.Engine, host *memhost.Host, cfg *eng
 		handler = accessLog(handler, log)
 	}
 	fmt.Fprintf(stdout, "luahost: serving %d module(s) on http://%s\n", len(eng.Status()), ln.Addr())
-	err = serveHTTP(ctx, handler, ln, 10*time.Second, log)
+	err = serveHTTP(ctx, handler, ln, cfg.HTTPServer, 10*time.Second, log)
 	if adminLn != nil && err != nil {
 		adminLn.Close() // the public listener failed: stop the admin one too
 	}
@@ -486,12 +486,24 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // serveHTTP runs handler on ln until ctx ends, then shuts down
-// gracefully: in-flight requests finish (for up to grace).
-func serveHTTP(ctx context.Context, handler http.Handler, ln net.Listener, grace time.Duration, log *slog.Logger) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+// gracefully: in-flight requests finish (for up to grace). limits are the
+// config's http_server: section.
+func serveHTTP(ctx context.Context, handler http.Handler, ln net.Listener, limits engine.HTTPServerConfig, grace time.Duration, log *slog.Logger) error {
+	maxConns := limits.MaxConnections
+	if fdCap := connectionsForFiles(); fdCap > 0 && fdCap < maxConns {
+		log.Warn("http_server.max_connections is above what the open-file limit allows; using less",
+			"max_connections", maxConns, "using", fdCap)
+		maxConns = fdCap
+	}
+	srv := &http.Server{Handler: handler,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		ReadTimeout:       limits.ReadTimeout,
+		WriteTimeout:      limits.WriteTimeout,
+		IdleTimeout:       limits.IdleTimeout,
+		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limitListener(ln, maxConns)) }()
 	select {
 	case err := <-errc:
 		return err
