@@ -56,34 +56,105 @@ func installCaps(L *lua.LState) {
 		}))
 	}
 	if coT, ok := g.RawGetString("coroutine").(*lua.LTable); ok {
-		resume := coT.RawGetString("resume").(*lua.LFunction)
-		coT.RawSetString("resume", L.NewFunction(func(L *lua.LState) int {
-			p := poolOf(L)
-			if p.depth >= MaxCoroutineNesting {
-				L.Push(lua.LFalse)
-				L.Push(lua.LString(nestingMsg))
-				return 2
-			}
-			p.depth++
-			defer func() { p.depth-- }()
-			return callThrough(L, resume)
-		}))
-		wrap := coT.RawGetString("wrap").(*lua.LFunction)
-		coT.RawSetString("wrap", L.NewFunction(func(L *lua.LState) int {
-			callThrough(L, wrap)
-			inner := L.Get(-1).(*lua.LFunction)
-			L.Push(L.NewFunction(func(L *lua.LState) int {
-				p := poolOf(L)
-				if p.depth >= MaxCoroutineNesting {
-					L.RaiseError("%s", nestingMsg)
-				}
-				p.depth++
-				defer func() { p.depth-- }()
-				return callThrough(L, inner)
-			}))
-			return 1
-		}))
+		installCoroutines(L, coT)
 	}
+}
+
+// installCoroutines replaces coroutine.create, resume and wrap.
+//
+// gopher-lua's create gives a thread made while a context is set a child
+// context (context.WithCancel) whose cancel function it keeps to itself:
+// with the runtime's context, each coroutine.create left a goroutine
+// behind until the module's next timeout. These create threads without a
+// context and hand each resume the resumer's context instead, so a
+// coroutine still stops at the call's deadline. They also count nesting
+// (MaxCoroutineNesting).
+func installCoroutines(L *lua.LState, coT *lua.LTable) {
+	create := coT.RawGetString("create").(*lua.LFunction)
+	resume := coT.RawGetString("resume").(*lua.LFunction)
+	newThread := func(L *lua.LState) *lua.LState {
+		ctx := L.RemoveContext()
+		defer func() {
+			if ctx != nil {
+				L.SetContext(ctx)
+			}
+		}()
+		callThrough(L, create)
+		th := L.CheckThread(-1)
+		L.Pop(1)
+		return th
+	}
+	// resumeThread resumes th with the values above base on L's stack and
+	// leaves resume's results (true, ... | false, err) there.
+	resumeThread := func(L *lua.LState, th *lua.LState, base int) int {
+		p := poolOf(L)
+		if th.Dead {
+			L.SetTop(base)
+			L.Push(lua.LFalse)
+			L.Push(lua.LString("cannot resume dead coroutine"))
+			return 2
+		}
+		if p.depth >= MaxCoroutineNesting {
+			L.SetTop(base)
+			L.Push(lua.LFalse)
+			L.Push(lua.LString(nestingMsg))
+			return 2
+		}
+		if ctx := L.Context(); ctx != nil {
+			th.SetContext(ctx)
+		} else {
+			th.RemoveContext()
+		}
+		p.depth++
+		defer func() { p.depth-- }()
+		top := L.GetTop()
+		L.Push(resume)
+		L.Push(th)
+		for i := base + 1; i <= top; i++ {
+			L.Push(L.Get(i))
+		}
+		L.Call(top-base+1, lua.MultRet)
+		n := L.GetTop() - top
+		// Move the results down over the arguments.
+		for i := 1; i <= n; i++ {
+			L.Replace(base+i, L.Get(top+i))
+		}
+		L.SetTop(base + n)
+		return n
+	}
+	coT.RawSetString("create", L.NewFunction(func(L *lua.LState) int {
+		L.CheckFunction(1)
+		L.Push(newThread(L))
+		return 1
+	}))
+	coT.RawSetString("resume", L.NewFunction(func(L *lua.LState) int {
+		th := L.CheckThread(1)
+		return resumeThread(L, th, 1)
+	}))
+	coT.RawSetString("wrap", L.NewFunction(func(L *lua.LState) int {
+		L.CheckFunction(1)
+		th := newThread(L)
+		L.Push(L.NewFunction(func(L *lua.LState) int {
+			n := resumeThread(L, th, 0)
+			if lua.LVAsBool(L.Get(1)) {
+				L.Remove(1)
+				return n - 1
+			}
+			// As Lua 5.1's wrap: the error goes on, a string one with the
+			// caller's position in front.
+			// (The engine's Lua helpers stand in for Lua's C functions,
+			// which add no position.)
+			errv := L.Get(2)
+			if s, ok := errv.(lua.LString); ok {
+				if w := L.Where(1); w != "" && !strings.HasPrefix(w, "<") {
+					errv = lua.LString(w + " " + string(s))
+				}
+			}
+			L.Error(errv, 0)
+			return 0
+		}))
+		return 1
+	}))
 }
 
 var nestingMsg = fmt.Sprintf("C stack overflow: pcall, coroutine.resume and coroutine.wrap nested more than %d deep", MaxCoroutineNesting)

@@ -347,7 +347,14 @@ func installPcall(L *lua.LState) {
 			co = pool.idle[n-1]
 			pool.idle = pool.idle[:n-1]
 		} else {
-			co, _ = L.NewThread()
+			var cancel context.CancelFunc
+			co, cancel = L.NewThread()
+			if cancel != nil {
+				// The thread's own child context would keep a goroutine
+				// alive until the runtime's context ends; resume sets the
+				// context it runs under.
+				cancel()
+			}
 			pool.fresh[co] = true
 			pool.engine[co] = true
 		}
