@@ -78,7 +78,7 @@ function M.new(config, api)
   loop = api.looping_background_call(function()
     n = n + 1
     if n == 1 then accept("!r:example.org", "looping") end
-  end, 1)
+  end, 10)
 end
 return M
 `

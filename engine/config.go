@@ -147,6 +147,11 @@ type ModuleConfig struct {
 	// run_as_background_process); default 10m, 0 = until the generation
 	// closes.
 	BackgroundTimeout time.Duration
+	// MaxTimers caps the module's pending background calls (looping and
+	// delayed; default 10,000).
+	MaxTimers int
+	// MaxStoreValue caps one api.store value, as JSON (default 1 MiB).
+	MaxStoreValue int
 	// Config is the module's `config:` value as decoded YAML (nil if absent).
 	Config any
 	// Line is the line of the module's entry; ConfigLine of its config:.
@@ -156,6 +161,15 @@ type ModuleConfig struct {
 // DefaultMaxMemory is a module state's memory bound unless max_memory
 // says otherwise.
 const DefaultMaxMemory = 256 << 20
+
+// Default per-module quotas.
+const (
+	DefaultMaxTimers     = 10000
+	DefaultMaxStoreValue = 1 << 20
+	// MinLoopInterval is the shortest interval of a looping background
+	// call: 5,000 loops at 1 ms kept both cores busy.
+	MinLoopInterval = 10 * time.Millisecond
+)
 
 const (
 	DefaultTimeout     = 5 * time.Second
@@ -205,7 +219,8 @@ func LoadConfig(file string) (*Config, error) {
 
 var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "http_server", "memory_limit", "modules", "email", "public_baseurl", "instance_name",
 	"run_background_tasks_on", "background_lease"}
-var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout"}
+var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout",
+	"max_timers", "max_store_value"}
 
 // ParseConfig parses config text; file names it in errors. All problems
 // are reported, not only the first. Module paths are relative to the
@@ -366,7 +381,7 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 
 func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (ModuleConfig, bool) {
 	m := ModuleConfig{Timeout: DefaultTimeout, InitTimeout: DefaultInitTimeout, Line: n.Line, Instances: 1, MaxMemory: DefaultMaxMemory,
-		BackgroundTimeout: DefaultBackgroundTimeout}
+		BackgroundTimeout: DefaultBackgroundTimeout, MaxTimers: DefaultMaxTimers, MaxStoreValue: DefaultMaxStoreValue}
 	if n.Kind != yaml.MappingNode {
 		fail(n, "module %d: expected a mapping like `- module: spam.lua`", idx)
 		return m, false
@@ -405,6 +420,21 @@ func parseModule(n *yaml.Node, idx int, fail func(*yaml.Node, string, ...any)) (
 				return
 			}
 			m.MaxMemory = n
+		case "max_timers":
+			val := scalar(v, failM, "max_timers")
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 || n > 1000000 {
+				failM(v, "max_timers must be a number from 1 to 1000000, got %q", val)
+				return
+			}
+			m.MaxTimers = n
+		case "max_store_value":
+			n, err := sizeIn(scalar(v, failM, "max_store_value"), 1<<10, 64<<20)
+			if err != nil {
+				failM(v, "max_store_value: %v", err)
+				return
+			}
+			m.MaxStoreValue = n
 		case "instances":
 			val := scalar(v, failM, "instances")
 			if val == "auto" {

@@ -178,7 +178,7 @@ modules:
 
 func TestConfigErrorsNameFileAndLine(t *testing.T) {
 	cases := []struct{ yaml, want string }{
-		{"server_name: x\nmodules:\n  - module: a.lua\n    confg: {}\n", `test.yaml:4: module 1: unknown key "confg" (valid keys: background_timeout, config, init_timeout, instances, max_memory, module, name, on_error, store_namespace, timeout); did you mean "config"?`},
+		{"server_name: x\nmodules:\n  - module: a.lua\n    confg: {}\n", `test.yaml:4: module 1: unknown key "confg" (valid keys: background_timeout, config, init_timeout, instances, max_memory, max_store_value, max_timers, module, name, on_error, store_namespace, timeout); did you mean "config"?`},
 		{"server_nme: x\nmodules: []\n", `test.yaml:1: unknown key "server_nme"`},
 		{"server_name: x\nmodules:\n  - name: a\n", "test.yaml:3: module 1: missing `module:`"},
 		{"server_name: x\nmodules:\n  - module: a.lua\n    timeout: soon\n", `test.yaml:4: module 1: timeout: "soon" is not a duration`},
@@ -440,7 +440,7 @@ return { new = function(c, api)
 	api.looping_background_call(function(step)
 		ticks = ticks + step
 		if ticks == 2 then error("tick two fails; the loop goes on") end
-	end, 5, 1)
+	end, 10, 1)
 	local h = api.delayed_background_call(10, function(v) delayed = v end, "ran")
 	local cancelled = api.delayed_background_call(10, function() delayed = "cancelled too late" end)
 	cancelled.stop()

@@ -209,7 +209,7 @@ func TestReloadAddsRemovesAndReordersModules(t *testing.T) {
 func TestRetiredGenerationGetsOnCloseAndItsTimersStop(t *testing.T) {
 	r := newReloadRig(t, oneModule, map[string]string{"spam.lua": `local n = 0
 return { new = function(c, api)
-	api.looping_background_call(function() n = n + 1 end, 1)
+	api.looping_background_call(function() n = n + 1 end, 10)
 	api.on_close(function()
 		api.set_displayname("@closer:example.org", "closed after " .. (n > 0 and "ticks" or "nothing"))
 	end)

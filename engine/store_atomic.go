@@ -138,6 +138,9 @@ func (ms *moduleStore) installAtomic(L *lua.LState, t *lua.LTable) {
 			if err != nil {
 				a.fail("fn returned a value that cannot be stored: %v", err)
 			}
+			if err := ms.checkSize(b); err != nil {
+				a.fail("fn returned a value that cannot be stored: %v", err)
+			}
 			val = b
 		}
 		ttl := storeTTL(a, 4)
@@ -222,8 +225,11 @@ func (ms *moduleStore) installAtomic(L *lua.LState, t *lua.LTable) {
 				}
 			}
 			b, err := stdlib.EncodeJSON(a.L, v, false)
+			if err == nil {
+				err = ms.checkSize(b)
+			}
 			if err != nil {
-				bad = fmt.Sprintf("fn returned a value for key %q that cannot be stored: %v", string(ks), err)
+				bad = fmt.Sprintf("fn returned a value for key %q that cannot be stored: %v", sandbox.Clip(string(ks)), err)
 				return
 			}
 			writes[string(ks)] = storage.Write{Value: b, TTL: ttl}

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -35,6 +37,10 @@ import (
 // that runs background tasks, unless run_on_all_instances says otherwise:
 // every instance's constructor starts the same ones. One a callback starts
 // later runs on the instance that started it, as that callback did.
+
+// maxTimerDelay bounds a timer's msec: far larger values overflowed
+// time.Duration into a negative delay (an immediate call).
+const maxTimerDelay = 366 * 24 * time.Hour
 
 // installTimers adds the background functions to a module's api table.
 // in.rt is set before any Lua runs.
@@ -114,9 +120,27 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 	// While the constructors run, every instance registers the same
 	// background work: instance 1's runs, the others' are no-ops. Started
 	// later (from a callback), it runs on the instance that started it.
-	start := func(f func(quit <-chan struct{})) {
-		if inst == 1 || !api.Registering() {
-			in.rt.StartTimer(f)
+	//
+	// pending counts this state's background work not yet ended: a handler
+	// that started a million delayed calls held 2.9 GB until they fired.
+	var pending atomic.Int64
+	limit := int64(g.cfg.MaxTimers)
+	if limit <= 0 {
+		limit = DefaultMaxTimers
+	}
+	start := func(L *lua.LState, name string, f func(quit <-chan struct{})) {
+		if inst != 1 && api.Registering() {
+			return
+		}
+		if pending.Add(1) > limit {
+			pending.Add(-1)
+			L.RaiseError("%s: the module has %d pending timers already (its max_timers quota); stop some first", name, limit)
+		}
+		if !in.rt.StartTimer(func(quit <-chan struct{}) {
+			defer pending.Add(-1)
+			f(quit)
+		}) {
+			pending.Add(-1)
 		}
 	}
 	// fakeStart is start on the fake clock of luahost test (clock.go):
@@ -133,14 +157,17 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		if v < 0 {
 			L.ArgError(n, "msec must not be negative")
 		}
+		if float64(v) > float64(maxTimerDelay/time.Millisecond) {
+			L.ArgError(n, "msec must be at most a year")
+		}
 		return time.Duration(float64(v) * float64(time.Millisecond))
 	}
 
 	t.RawSetString("looping_background_call", L.NewFunction(sandbox.MethodTolerant(t, func(L *lua.LState) int {
 		fn := L.CheckFunction(1)
 		every := msec(L, 2)
-		if every < time.Millisecond {
-			L.ArgError(2, "the interval must be at least 1 ms")
+		if every < MinLoopInterval {
+			L.ArgError(2, fmt.Sprintf("the interval must be at least %d ms", MinLoopInterval/time.Millisecond))
 		}
 		o, last := backgroundOptions(L, 3)
 		args := restArgs(L, 3, last)
@@ -150,7 +177,7 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		}
 		cancel := make(chan struct{})
 		var once sync.Once
-		start(func(quit <-chan struct{}) {
+		start(L, "looping_background_call", func(quit <-chan struct{}) {
 			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for {
@@ -180,7 +207,7 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 		}
 		cancel := make(chan struct{})
 		var once sync.Once
-		start(func(quit <-chan struct{}) {
+		start(L, "delayed_background_call", func(quit <-chan struct{}) {
 			t := time.NewTimer(after)
 			defer t.Stop()
 			select {
@@ -209,7 +236,7 @@ func (e *Engine) installTimers(L *lua.LState, api *luaapi.ModuleAPI, g *generati
 			fakeStart(0, 0, func() bool { return fire(nil, "run_as_background_process", o, fn, args) })
 			return 0
 		}
-		start(func(quit <-chan struct{}) {
+		start(L, "run_as_background_process", func(quit <-chan struct{}) {
 			fire(quit, "run_as_background_process", o, fn, args)
 		})
 		return 0
