@@ -37,6 +37,10 @@ type Config struct {
 	Storage    StorageConfig
 	HTTPClient HTTPClientConfig
 	HTTPServer HTTPServerConfig
+	// ModuleDirs are folders outside the config's folder that module:
+	// entries may lead to through symlinks (module_dirs:; relative to
+	// the config's folder).
+	ModuleDirs []string
 	// MemoryLimit bounds the heap of all modules together, in bytes
 	// (memory_limit:; default half of the machine's or the cgroup's
 	// memory).
@@ -217,7 +221,7 @@ func LoadConfig(file string) (*Config, error) {
 	return cfg, nil
 }
 
-var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "http_server", "memory_limit", "modules", "email", "public_baseurl", "instance_name",
+var topKeys = []string{"server_name", "listen", "admin_listen", "access_log", "data_dir", "storage", "http_client", "http_server", "memory_limit", "module_dirs", "modules", "email", "public_baseurl", "instance_name",
 	"run_background_tasks_on", "background_lease"}
 var moduleKeys = []string{"module", "name", "config", "timeout", "init_timeout", "on_error", "instances", "max_memory", "store_namespace", "background_timeout",
 	"max_timers", "max_store_value"}
@@ -341,6 +345,16 @@ func ParseConfigNode(root *yaml.Node, file string) (*Config, error) {
 			parseInstancesKey(cfg, k.Value, v, fail)
 		case "http_server":
 			parseHTTPServer(v, &cfg.HTTPServer, fail)
+		case "module_dirs":
+			if v.Kind != yaml.SequenceNode {
+				fail(v, "module_dirs must be a list of folders")
+				break
+			}
+			for _, item := range v.Content {
+				if d := scalar(item, fail, "module_dirs entry"); d != "" {
+					cfg.ModuleDirs = append(cfg.ModuleDirs, d)
+				}
+			}
 		case "modules":
 			seenModules = true
 			if v.Kind != yaml.SequenceNode {

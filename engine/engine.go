@@ -23,7 +23,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -51,7 +50,11 @@ type Options struct {
 	Host Host
 	// Logger receives the engine's and the scripts' logs.
 	Logger *slog.Logger
-	// FS is where module scripts are read; default: the config's folder.
+	// FS is where module scripts are read; default: the config's folder,
+	// read through os.Root so that no symlink leads a module: entry out of
+	// it (unless the config's module_dirs: allows the target) or a
+	// require out of the module's own folder. An FS given here is used as
+	// it is: its own rules decide what it serves.
 	FS fs.FS
 	// Store backs api.store; nil opens the one the config's storage:
 	// section names. The engine closes only a store it opened.
@@ -93,7 +96,9 @@ type Engine struct {
 	fsys    fs.FS
 	// maxResponse caps a web handler's response body (http_server:).
 	maxResponse atomic.Int64
-	opts    Options
+	// moduleDirs are the config's module_dirs:, resolved (files.go).
+	moduleDirs atomic.Pointer[[]string]
+	opts       Options
 
 	mu     sync.Mutex // serialises load, reload and close; guards cfg
 	gens   []*generation
@@ -259,12 +264,14 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Engine, error) {
 	e.storeCfg = storageConfig(cfg)
 	setMemoryLimit(cfg)
 	e.site = siteOf(cfg)
+	dirs := resolveModuleDirs(cfg)
+	e.moduleDirs.Store(&dirs)
 	e.storeName = e.storeCfg.Backend
 	if opts.Store != nil {
 		e.storeName = "custom"
 	}
 	if e.fsys == nil {
-		e.fsys = os.DirFS(cfg.Dir)
+		e.fsys = rootFS{dir: cfg.Dir, extra: e.extraDirs, what: "the config file's folder"}
 		e.scriptDir = cfg.Dir
 	}
 	e.httpClient = newHTTPClient(httpPolicy(cfg.HTTPClient.IPRangeAllowlist, e.log))

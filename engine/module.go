@@ -153,6 +153,10 @@ func (e *Engine) load(ctx context.Context, mc ModuleConfig) (*generation, error)
 			return nil, &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.Line,
 				Err: fmt.Errorf("script %s not found (module: is relative to the config file's folder)", mc.Module)}
 		}
+		var out *outsideError
+		if errors.As(err, &out) {
+			err = fmt.Errorf("module: %s: %w", mc.Module, out)
+		}
 		return nil, &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.Line, Err: err}
 	}
 	proto, err := sandbox.Compile(src, mc.Module)
@@ -214,7 +218,7 @@ func (e *Engine) loadInstance(ctx context.Context, g *generation, proto *lua.Fun
 		L.Close()
 		return nil, &LoadError{Module: mc.Name, Err: err}
 	}
-	ld := &sandbox.Loader{FS: e.fsys, Dir: path.Dir(mc.Module), API: api.Table, Libraries: libs,
+	ld := &sandbox.Loader{FS: e.moduleFS(mc), Dir: path.Dir(mc.Module), API: api.Table, Libraries: libs,
 		Env: env,
 		OnFile: func(p string, src []byte) {
 			// Files required later, by a callback, are not part of what

@@ -231,8 +231,13 @@ func fingerprint(mc ModuleConfig, sources map[string][]byte) string {
 // onDisk is the fingerprint mc would have if loaded now from the same files.
 func (e *Engine) onDisk(mc ModuleConfig, files map[string][]byte) string {
 	now := make(map[string][]byte, len(files))
+	mfs := e.moduleFS(mc)
 	for p := range files {
-		b, err := fs.ReadFile(e.fsys, p)
+		from := mfs // what require read
+		if p == mc.Module {
+			from = e.fsys
+		}
+		b, err := fs.ReadFile(from, p)
 		if err != nil {
 			b = nil
 		} else if b == nil {
@@ -284,6 +289,8 @@ func (e *Engine) ReloadModule(ctx context.Context, name string) error {
 func (e *Engine) ReloadWith(ctx context.Context, cfg *Config, force map[string]bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	dirs := resolveModuleDirs(cfg)
+	e.moduleDirs.Store(&dirs)
 	if e.closed {
 		return errors.New("reload: engine is closed")
 	}

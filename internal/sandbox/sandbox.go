@@ -588,6 +588,15 @@ func (ld *Loader) require(L *lua.LState) int {
 	if ld.OnFile != nil {
 		ld.OnFile(file, src)
 	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// There but refused (a link out of the module's folder) or
+		// unreadable: say so rather than look for a library.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		L.RaiseError("require %q: %s: %v", name, file, err)
+	}
 	if err == nil {
 		proto, err := compileFor(L, src, file)
 		if err != nil {
