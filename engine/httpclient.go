@@ -95,7 +95,7 @@ func checkScheme(u *url.URL) error {
 	case "http", "https":
 		return nil
 	}
-	return fmt.Errorf("refusing %q: only http and https URLs are allowed", u.Redacted())
+	return fmt.Errorf("refusing %q: only http and https URLs are allowed", sandbox.Clip(u.Redacted()))
 }
 
 // httpRequest is an outbound request, built on the owner goroutine.
@@ -221,7 +221,7 @@ func (e *Engine) installHTTPClient(L *lua.LState, api *lua.LTable, module string
 			{"request", true, func(a *hostArgs) runFunc {
 				method := strings.ToUpper(a.str(1, "method"))
 				if method == "" || strings.ContainsAny(method, " \t\r\n") {
-					a.fail("bad argument #1 (method): %q is not an HTTP method", method)
+					a.fail("bad argument #1 (method): %q is not an HTTP method", sandbox.Clip(method))
 				}
 				r := &httpRequest{method: method, url: a.url(2), header: http.Header{}}
 				switch opts := a.L.Get(3).(type) {
@@ -326,7 +326,7 @@ func (a *hostArgs) url(i int) *url.URL {
 		a.fail("%v", err)
 	}
 	if u.Host == "" {
-		a.fail("bad argument #%d (uri): %q has no host", i, s)
+		a.fail("bad argument #%d (uri): %q has no host", i, sandbox.Clip(s))
 	}
 	return u
 }

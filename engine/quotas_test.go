@@ -33,7 +33,7 @@ func TestTimerQuota(t *testing.T) {
 	runChecks(t, "    max_timers: 5\n", []string{
 		`_G.handles = {} for i = 1, 5 do handles[i] = api.delayed_background_call(3600000, function() end) end`,
 		`local ok, err = pcall(api.delayed_background_call, 3600000, function() end)
-		 assert(not ok and err:find("delayed_background_call: the module has 5 pending timers already %(its max_timers quota%)"), err)`,
+		 assert(not ok and err:find("m.lua:%d+: delayed_background_call: the module has 5 pending timers already %(its max_timers quota%)"), err)`,
 		`local ok, err = pcall(api.looping_background_call, function() end, 1000)
 		 assert(not ok and err:find("max_timers"), err)`,
 		`handles[1].stop()`,

@@ -56,6 +56,7 @@ func NewModuleAPI(L *lua.LState, module, serverName string, log *slog.Logger) *M
 	m := &ModuleAPI{Module: module, ServerName: serverName, Log: log}
 	t := L.CreateTable(0, 96)
 	m.Table = t
+	sandbox.NameLibrary(L, "api", t) // errors name api.* functions
 
 	t.RawSetString("NOT_SPAM", lua.LString("NOT_SPAM"))
 	t.RawSetString("PRESENCE_ALL_USERS", lua.LString("ALL"))
@@ -263,7 +264,7 @@ func authCheckers(cb *Callback, v lua.LValue) ([]Registration, error) {
 		}
 		fn, ok := entry.RawGetString("check").(*lua.LFunction)
 		if !ok {
-			err = fmt.Errorf("auth_checkers[%q].check must be a function", string(lt))
+			err = fmt.Errorf("auth_checkers[%q].check must be a function", sandbox.Clip(string(lt)))
 			return
 		}
 		var fields []string
@@ -308,7 +309,7 @@ func (m *ModuleAPI) registerWebResource(L *lua.LState) int {
 			}
 		})
 		if bad != "" {
-			L.ArgError(2, fmt.Sprintf("handler table entries must be METHOD = function(request) ... end (bad entry %q)", bad))
+			L.ArgError(2, fmt.Sprintf("handler table entries must be METHOD = function(request) ... end (bad entry %q)", sandbox.Clip(bad)))
 		}
 	default:
 		L.ArgError(2, "handler must be a function(request) or a table {GET = function(request) ... end, ...}, got "+h.Type().String())

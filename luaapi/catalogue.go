@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/luahost/luahost/internal/sandbox"
 )
 
 // The callback catalogue is typed data: registration checks, the engine's
@@ -491,11 +493,11 @@ func LookupCallback(name string) (*Callback, error) {
 			names = append(names, cb.Name)
 		}
 		if s := Suggest(name[strings.LastIndexByte(name, '.')+1:], names); s != "" {
-			return nil, fmt.Errorf("unknown callback %q (did you mean %s?)", name, s)
+			return nil, fmt.Errorf("unknown callback %q (did you mean %s?)", sandbox.Clip(name), s)
 		}
-		return nil, fmt.Errorf("unknown callback %q (the callbacks are listed in docs/callbacks/)", name)
+		return nil, fmt.Errorf("unknown callback %q (the callbacks are listed in docs/callbacks/)", sandbox.Clip(name))
 	default:
-		return nil, fmt.Errorf("callback name %q is ambiguous: use category.name", name)
+		return nil, fmt.Errorf("callback name %q is ambiguous: use category.name", sandbox.Clip(name))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/luahost/luahost/engine"
 	"github.com/luahost/luahost/engine/storage"
 	"github.com/luahost/luahost/internal/invoke"
+	"github.com/luahost/luahost/internal/sandbox"
 )
 
 // callFlags are `luahost call`'s own flags.
@@ -87,10 +88,10 @@ func callArgs(args []string) ([]json.RawMessage, error) {
 			hint := ""
 			if s := strings.TrimSpace(a); s != "" && !strings.ContainsAny(s[:1], `{["0123456789-`) {
 				// A bare word: the shell ate the quotes, or there were none.
-				q, _ := json.Marshal(s)
+				q, _ := json.Marshal(sandbox.Clip(s))
 				hint = fmt.Sprintf(" (strings are JSON strings: quote them, e.g. '%s')", q)
 			}
-			return nil, fmt.Errorf("argument %d is not valid JSON: %s%s", i+1, a, hint)
+			return nil, fmt.Errorf("argument %d is not valid JSON: %s%s", i+1, sandbox.Clip(a), hint)
 		}
 		raw = append(raw, json.RawMessage(a))
 	}

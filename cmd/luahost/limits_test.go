@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,30 @@ http_server:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", yaml, err, want)
 		}
+	}
+}
+
+// `luahost call` with a 100 KB argument that is not JSON echoed it whole.
+func TestCallDoesNotEchoHugeArguments(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/luahost.yaml", "server_name: example.org\nstorage: {backend: memory}\nmodules:\n  - module: m.lua\n")
+	writeFile(t, dir+"/m.lua", `return { new = function(c, api) api.register_spam_checker_callbacks{
+	check_event_for_spam = function(ev) return api.NOT_SPAM end } end }`)
+	for _, arg := range []string{strings.Repeat("{", 100000), `{"type": 1, "x": "` + strings.Repeat("y", 100000) + `"}`} {
+		var stdout, stderr strings.Builder
+		code := run([]string{"call", "-c", dir + "/luahost.yaml", "check_event_for_spam", arg}, &stdout, &stderr)
+		if code == 0 {
+			t.Errorf("a bad argument was accepted: %s", stdout.String())
+		}
+		if stderr.Len() > 2000 {
+			t.Errorf("the error echoes %d bytes: %.300s", stderr.Len(), stderr.String())
+		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

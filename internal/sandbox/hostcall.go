@@ -139,7 +139,7 @@ func (e *LuaError) Error() string { return e.Msg }
 
 // ScriptWhere is the position ("file.lua:12:") of the innermost script
 // frame calling into Go, skipping the engine's own Lua helpers (the pcall
-// and host-call wrappers, named "<string>").
+// and host-call wrappers, named "<pcall>", "<worker>", "<hostcall>").
 func ScriptWhere(L *lua.LState) string {
 	// Through pcall the script's frame is in a parent coroutine.
 	for th, depth := L, 0; th != nil && depth < 8; th, depth = th.Parent, depth+1 {
@@ -169,7 +169,7 @@ var helperPos = regexp.MustCompile(`^<[^>]*>:\d+:\s*`)
 
 // prepareAtScript runs prepare and re-points its argument errors at the
 // script's line: raised inside the engine's wrapper they would read
-// "<string>:7: bad argument #1 to g".
+// "<hostcall>:7: bad argument #1 to g".
 func prepareAtScript(L *lua.LState, name string, prepare func(*lua.LState) *HostCall) (hc *HostCall) {
 	defer func() {
 		p := recover()

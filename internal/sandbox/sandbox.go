@@ -107,6 +107,9 @@ func NewState() *lua.LState {
 	}
 	installPcall(L)
 	installCaps(L)
+	for _, lib := range []string{"string", "table", "math", "os", "coroutine"} {
+		NameLibrary(L, lib, g.RawGetString(lib))
+	}
 	guardRemoved(L)
 	// Coroutines (each call's worker, pcall's, the script's) start with a
 	// smaller value stack than the main state and grow it as they need:
@@ -253,7 +256,7 @@ return pcall, xpcall
 // resume and yields DONE with the results, then waits for the next one.
 const workerSrc = `
 local yield, DONE = ...
-local function loop(fn, ...) return loop(yield(DONE, fn(...))) end
+local function loop(__call, ...) return loop(yield(DONE, __call(...))) end
 return loop
 `
 
@@ -441,14 +444,135 @@ func installPcall(L *lua.LState) {
 	L.Pop(2)
 }
 
-// ResumeGuarded resumes co (a pcall or worker coroutine) and turns a Go panic inside it into an error.
+// ResumeGuarded resumes co (a pcall or worker coroutine) and turns a Go
+// panic inside it into an error. An error raised in a Go builtin that
+// the engine's helper called directly (pcall(json.decode, s)) is made to
+// point at the script line that called it, not at the helper; a stack
+// overflow names the innermost script line.
 func ResumeGuarded(L, co *lua.LState, fn *lua.LFunction, args []lua.LValue) (st lua.ResumeState, err error, vals []lua.LValue) {
 	defer func() {
 		if r := recover(); r != nil {
 			st, err, vals = lua.ResumeError, fmt.Errorf("internal error: %v", r), nil
 		}
+		if st == lua.ResumeError {
+			err = scriptPosition(L, co, args, err)
+		}
 	}()
 	return L.Resume(co, fn, args...)
+}
+
+// callVar is the variable the worker loop calls a function through:
+// gopher-lua names it in "bad argument #1 to __call".
+const callVar = "__call"
+
+var (
+	helperPrefix  = regexp.MustCompile(`^<[^>]*>:\d+:\s*`)
+	stackOverflow = regexp.MustCompile(`^(?:\S+:\d+:\s*)?(?:lua callstack overflow|stack overflow)$`)
+)
+
+// scriptPosition rewrites a raised error as described at ResumeGuarded.
+func scriptPosition(L, co *lua.LState, args []lua.LValue, err error) error {
+	msg, ok := ErrorValue(err).(lua.LString)
+	if !ok {
+		return err
+	}
+	text := string(msg)
+	switch {
+	case stackOverflow.MatchString(text):
+		// gopher-lua panics with a bare "lua callstack overflow" once the
+		// frames run out; the dead coroutine's frames still show where.
+		text = fmt.Sprintf("stack overflow (more than %d nested calls)", CallStackSize)
+		if w := innermostScript(co); w != "" {
+			text = w + " " + text
+		}
+	case helperPrefix.MatchString(text):
+		text = helperPrefix.ReplaceAllString(text, "")
+		if w := ScriptWhere(L); w != "" {
+			text = w + " " + text
+		}
+	default:
+		return err
+	}
+	if strings.Contains(text, " to "+callVar+" ") {
+		name := "?"
+		if len(args) > 0 {
+			if n := FuncName(L, args[0]); n != "" {
+				name = n
+			}
+		}
+		text = strings.Replace(text, " to "+callVar+" ", " to "+name+" ", 1)
+	}
+	return &lua.ApiError{Type: lua.ApiErrorRun, Object: lua.LString(text)}
+}
+
+// innermostScript is the position of the deepest script frame of th, a
+// coroutine that died raising (its frames are still there).
+func innermostScript(th *lua.LState) string {
+	for level := 0; level < 16; level++ {
+		if _, ok := th.GetStack(level); !ok {
+			break
+		}
+		if w := th.Where(level); w != "" && !strings.HasPrefix(w, "<") && !strings.HasPrefix(w, "[G]") {
+			return w
+		}
+	}
+	return ""
+}
+
+const regLibs = "luahost.libs"
+
+// NameLibrary records that t is known to scripts as name (a library a
+// script required, or a global table), so errors can name its functions.
+func NameLibrary(L *lua.LState, name string, t lua.LValue) {
+	libs, ok := L.G.Registry.RawGetString(regLibs).(*lua.LTable)
+	if !ok {
+		libs = L.NewTable()
+		L.G.Registry.RawSetString(regLibs, libs)
+	}
+	if _, isTable := t.(*lua.LTable); isTable {
+		libs.RawSetString(name, t)
+	}
+}
+
+// FuncName is the name scripts know fn by ("json.decode", "string.rep",
+// "pairs"), or "" when it has none. It searches; call it on errors only.
+func FuncName(L *lua.LState, fn lua.LValue) string {
+	if _, ok := fn.(*lua.LFunction); !ok {
+		return ""
+	}
+	name := ""
+	find := func(prefix string, t *lua.LTable, nested bool) {
+		t.ForEach(func(k, v lua.LValue) {
+			key := lua.LVAsString(k)
+			if name != "" || strings.HasPrefix(key, "__") {
+				return
+			}
+			if !nested && v == fn {
+				name = prefix + key
+			}
+			if sub, ok := v.(*lua.LTable); ok && nested {
+				sub.ForEach(func(k2, v2 lua.LValue) {
+					if name == "" && v2 == fn {
+						name = prefix + key + "." + lua.LVAsString(k2) // api.store.get
+					}
+				})
+			}
+		})
+	}
+	libs, _ := L.G.Registry.RawGetString(regLibs).(*lua.LTable)
+	for _, nested := range []bool{false, true} {
+		if libs != nil {
+			libs.ForEach(func(k, v lua.LValue) {
+				if t, ok := v.(*lua.LTable); ok && name == "" {
+					find(lua.LVAsString(k)+".", t, nested)
+				}
+			})
+		}
+		if name == "" && !nested {
+			find("", L.G.Global, false)
+		}
+	}
+	return name
 }
 
 // ErrorValue is the Lua value a raised error carried.
@@ -577,11 +701,12 @@ func (ld *Loader) require(L *lua.LState) int {
 		return 1
 	}
 	if name == "module_api" && ld.API != nil {
+		NameLibrary(L, "api", ld.API)
 		L.Push(ld.API)
 		return 1
 	}
 	if !validModName.MatchString(name) {
-		L.ArgError(1, fmt.Sprintf("invalid module name %q (use names like \"helpers\" or \"lib.helpers\")", name))
+		L.ArgError(1, fmt.Sprintf("invalid module name %q (use names like \"helpers\" or \"lib.helpers\")", Clip(name)))
 	}
 	file := path.Join(ld.Dir, strings.ReplaceAll(name, ".", "/")+".lua")
 	src, err := fs.ReadFile(ld.FS, file)
@@ -595,12 +720,12 @@ func (ld *Loader) require(L *lua.LState) int {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		L.RaiseError("require %q: %s: %v", name, file, err)
+		L.RaiseError("require %q: %s: %v", Clip(name), Clip(file), err)
 	}
 	if err == nil {
 		proto, err := compileFor(L, src, file)
 		if err != nil {
-			L.RaiseError("require %q: %s", name, err.Error())
+			L.RaiseError("require %q: %s", Clip(name), err.Error())
 		}
 		// Mark as loading to stop require cycles from recursing forever.
 		ld.loaded[name] = lua.LTrue
@@ -618,18 +743,20 @@ func (ld *Loader) require(L *lua.LState) int {
 		return 1
 	}
 	if v, ok := ld.Libraries[name]; ok {
+		NameLibrary(L, name, v)
 		ld.loaded[name] = v
 		L.Push(v)
 		return 1
 	}
 	if lib, ok := stdlib.Lookup(name); ok {
 		v := lib(L, ld.Env)
+		NameLibrary(L, name, v)
 		ld.loaded[name] = v
 		L.Push(v)
 		return 1
 	}
 	L.RaiseError("module %q not found: no file %s and no library of that name (libraries: %s)",
-		name, file, strings.Join(append([]string{"module_api"}, stdlib.Names()...), ", "))
+		Clip(name), Clip(file), strings.Join(append([]string{"module_api"}, stdlib.Names()...), ", "))
 	return 0
 }
 
