@@ -101,6 +101,9 @@ func NewState() *lua.LState {
 			return callThrough(L, orig)
 		}))
 		strT.RawSetString("gsub", L.NewFunction(gsub))
+		strT.RawSetString("find", L.NewFunction(strFind))
+		strT.RawSetString("match", L.NewFunction(strMatch))
+		strT.RawSetString("gmatch", L.NewFunction(strGmatch))
 	}
 	if mathT, ok := g.RawGetString("math").(*lua.LTable); ok {
 		mathT.RawSetString("huge", lua.LNumber(math.Inf(1))) // gopher-lua has MaxFloat64
