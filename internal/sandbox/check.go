@@ -542,6 +542,9 @@ func (c *checker) constructor() {
 		if !c.accept(',') && !c.accept(';') {
 			break
 		}
+		// gopher-lua takes a run of separators after a field ({1,,2}).
+		for c.accept(',') || c.accept(';') {
+		}
 	}
 	c.expect('}')
 }

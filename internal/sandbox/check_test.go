@@ -209,3 +209,19 @@ func TestLoadstringLimits(t *testing.T) {
 	poolOf(L).compiling <- struct{}{}
 	<-poolOf(L).compiling
 }
+
+// The check follows gopher-lua's grammar where it is looser than Lua
+// 5.1's: a source gopher-lua accepts must pass the check (else it would
+// be refused as "a luahost bug"). FuzzCompile searches for more.
+func TestCheckFollowsGopherLuasGrammar(t *testing.T) {
+	for _, src := range []string{
+		"return {1,,2}", "return {1;;2,}", ";;; local x = 1;;", "return;",
+		"for i = 1, 3 do if i == 2 then goto continue end ::continue:: end",
+		"local function f(a, b, ...) return ... end", "local t = {} function t.a.b:c() end",
+		"return f{1}:g'x'[1].y", "while true do break end", "return -2^-2, not not nil, #'x' .. 1",
+	} {
+		if _, err := Compile([]byte(src), "g.lua"); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+}
