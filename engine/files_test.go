@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/luahost/luahost/engine"
 )
@@ -111,4 +112,17 @@ func TestLinksDoNotLeadOutOfTheModulesFolder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Checking and parsing a large module file stop at init_timeout: 8 MB of
+// statements take gopher-lua's parser ~10 s.
+func TestCompilingStopsAtInitTimeout(t *testing.T) {
+	big := strings.Repeat("x = y + 1\n", 800000) + "return { new = function() end }\n"
+	start := time.Now()
+	_, err := loadEngine(t, "server_name: example.org\nmodules:\n  - module: big.lua\n    init_timeout: 200ms\n",
+		map[string]string{"big.lua": big})
+	if err == nil || !strings.Contains(err.Error(), "compiling did not finish within init_timeout (200ms)") {
+		t.Fatalf("got %v", err)
+	}
+	t.Logf("refused %s after the load began (init_timeout 200ms)", time.Since(start).Round(time.Millisecond))
 }

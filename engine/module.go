@@ -159,8 +159,15 @@ func (e *Engine) load(ctx context.Context, mc ModuleConfig) (*generation, error)
 		}
 		return nil, &LoadError{Module: mc.Name, File: e.cfgFile, Line: mc.Line, Err: err}
 	}
-	proto, err := sandbox.Compile(src, mc.Module)
+	// Checking and parsing a large file takes seconds (16 MB: ~20 s); they
+	// stop at init_timeout like the rest of the load.
+	cctx, cancel := context.WithTimeout(ctx, mc.InitTimeout)
+	proto, err := sandbox.CompileContext(cctx, src, mc.Module)
+	cancel()
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%s: compiling did not finish within init_timeout (%s)", mc.Module, mc.InitTimeout)
+		}
 		return nil, &LoadError{Module: mc.Name, Err: err, sources: map[string][]byte{mc.Module: src}}
 	}
 	n := max(1, mc.Instances)
